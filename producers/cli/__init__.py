@@ -1,0 +1,1 @@
+"""The `orderq` command line."""

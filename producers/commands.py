@@ -1,0 +1,197 @@
+"""The message contract: every command upstream systems may publish.
+
+A command is a small frozen pydantic model with an idempotency `key` and a `type`
+tag. Producers validate before publishing; the worker validates the same body again,
+because a message on the queue may come from anyone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
+
+IdempotencyKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
+]
+Sku = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9][A-Z0-9._-]{0,63}$"),
+]
+OrderNumber = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^ORD-[0-9]{6,}$")
+]
+Quantity = Annotated[int, Field(gt=0, le=100_000, strict=True)]
+CustomerRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class Command(BaseModel):
+    """Base of every command: an idempotency key and nothing else shared."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+
+    type: str
+    key: IdempotencyKey
+
+    #: Celery task name the command is sent to (the only coupling to the worker).
+    task_name: ClassVar[str]
+
+    def body(self) -> dict[str, Any]:
+        """The canonical body: every field but the key, JSON-ready."""
+        return self.model_dump(mode="json", exclude={"key"})
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical body; equal payloads give equal fingerprints."""
+        return fingerprint_of(self.body())
+
+    def message(self) -> dict[str, Any]:
+        """The JSON object that travels on the queue."""
+        return self.model_dump(mode="json")
+
+
+def fingerprint_of(body: Mapping[str, Any]) -> str:
+    """Hash a JSON-ready mapping canonically (sorted keys, no insignificant spaces)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# -- catalogue and stock ------------------------------------------------------------------
+
+
+class UpsertProduct(Command):
+    """Create a product (with empty stock) or change its name and price."""
+
+    task_name: ClassVar[str] = "orderq.orders.upsert_product"
+    type: Literal["upsert_product"] = "upsert_product"
+    sku: Sku
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    price_cents: Annotated[int, Field(ge=0, le=100_000_000_00, strict=True)]
+
+
+class RestockProduct(Command):
+    """Receive `qty` more units of a product into stock."""
+
+    task_name: ClassVar[str] = "orderq.orders.restock_product"
+    type: Literal["restock_product"] = "restock_product"
+    sku: Sku
+    qty: Quantity
+
+
+# -- orders -----------------------------------------------------------------------------
+
+
+class OrderLine(BaseModel):
+    """One line of an order: a SKU and how many units."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    sku: Sku
+    qty: Quantity
+
+
+class PlaceOrder(Command):
+    """Reserve stock for every line and create the order, or reject it whole."""
+
+    task_name: ClassVar[str] = "orderq.orders.place_order"
+    type: Literal["place_order"] = "place_order"
+    customer_ref: CustomerRef
+    lines: Annotated[tuple[OrderLine, ...], Field(min_length=1, max_length=100)]
+
+    @field_validator("lines")
+    @classmethod
+    def _one_line_per_sku(cls, lines: tuple[OrderLine, ...]) -> tuple[OrderLine, ...]:
+        seen: set[str] = set()
+        for line in lines:
+            if line.sku in seen:
+                raise ValueError(f"sku {line.sku} appears on more than one line")
+            seen.add(line.sku)
+        return lines
+
+
+class ConfirmPayment(Command):
+    """The order was paid: placed -> paid."""
+
+    task_name: ClassVar[str] = "orderq.orders.confirm_payment"
+    type: Literal["confirm_payment"] = "confirm_payment"
+    order_number: OrderNumber
+
+
+class ShipOrder(Command):
+    """The order left the warehouse: paid -> shipped; reserved stock is consumed."""
+
+    task_name: ClassVar[str] = "orderq.orders.ship_order"
+    type: Literal["ship_order"] = "ship_order"
+    order_number: OrderNumber
+
+
+class CancelOrder(Command):
+    """placed or paid -> cancelled; reserved stock is released."""
+
+    task_name: ClassVar[str] = "orderq.orders.cancel_order"
+    type: Literal["cancel_order"] = "cancel_order"
+    order_number: OrderNumber
+
+
+COMMAND_CLASSES: tuple[type[Command], ...] = (
+    UpsertProduct,
+    RestockProduct,
+    PlaceOrder,
+    ConfirmPayment,
+    ShipOrder,
+    CancelOrder,
+)
+COMMANDS_BY_TYPE: dict[str, type[Command]] = {
+    cls.model_fields["type"].default: cls for cls in COMMAND_CLASSES
+}
+COMMANDS_BY_TASK: dict[str, type[Command]] = {cls.task_name: cls for cls in COMMAND_CLASSES}
+
+
+class InvalidCommand(ValueError):
+    """A message that is not a valid command; `problem` names the offending field."""
+
+    def __init__(self, problem: str, key: str | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.key = key
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming each bad field, e.g. `lines.0.qty: Input should be greater than 0`."""
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "command"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_command(message: Any, expected_type: str | None = None) -> Command:
+    """Validate a decoded message into its command, or raise `InvalidCommand`.
+
+    `expected_type` is the type the receiving task serves; a message whose `type`
+    disagrees is refused rather than run by the wrong handler.
+    """
+    if not isinstance(message, Mapping):
+        raise InvalidCommand(f"command: expected a JSON object, got {type(message).__name__}")
+    key = message.get("key") if isinstance(message.get("key"), str) else None
+    command_type = message.get("type")
+    if command_type is None and expected_type is not None:
+        message = {**message, "type": expected_type}
+        command_type = expected_type
+    if not isinstance(command_type, str) or command_type not in COMMANDS_BY_TYPE:
+        known = ", ".join(sorted(COMMANDS_BY_TYPE))
+        raise InvalidCommand(f"type: unknown command type {command_type!r} (known: {known})", key)
+    if expected_type is not None and command_type != expected_type:
+        raise InvalidCommand(f"type: {command_type!r} was sent to the {expected_type!r} task", key)
+    try:
+        return COMMANDS_BY_TYPE[command_type].model_validate(message)
+    except ValidationError as error:
+        raise InvalidCommand(describe_validation_error(error), key) from None

@@ -1,0 +1,98 @@
+"""Ask what happened to an idempotency key.
+
+Statuses: `unknown` (never heard of), `queued` (published, no worker has it yet),
+`running` (a worker took it; retries included), `succeeded` (with `result`),
+`rejected` (with `reason` and `message`), `failed` (dead-lettered after its attempts
+ran out, or discarded by an operator).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import Engine, text
+
+Status = Literal["unknown", "queued", "running", "succeeded", "rejected", "failed"]
+TERMINAL: frozenset[str] = frozenset({"succeeded", "rejected", "failed"})
+
+_LEDGER = text(
+    """
+    SELECT status, result, reason, attempts, completed_at
+    FROM command_ledger
+    WHERE idempotency_key = :key AND status IN ('succeeded', 'rejected')
+    """
+)
+_DELIVERY = text(
+    """
+    SELECT state, attempts, last_error, discard_reason, updated_at
+    FROM command_deliveries WHERE idempotency_key = :key
+    """
+)
+
+
+@dataclass(frozen=True)
+class CommandStatus:
+    """Where one key stands."""
+
+    key: str
+    status: Status
+    result: dict[str, Any] | None = None
+    reason: str | None = None
+    message: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.status != "succeeded":
+            data.pop("result")
+        if self.status not in ("rejected", "failed"):
+            for name in ("reason", "message", "details"):
+                data.pop(name)
+        return data
+
+
+def lookup(engine: Engine, key: str) -> CommandStatus:
+    """The current status of `key` (one or two indexed reads)."""
+    with engine.connect() as connection:
+        outcome = connection.execute(_LEDGER, {"key": key}).one_or_none()
+        if outcome is not None:
+            status, result, reason, attempts, _ = outcome
+            if status == "succeeded":
+                return CommandStatus(key, "succeeded", result=result, attempts=attempts)
+            stored = result or {}
+            return CommandStatus(
+                key,
+                "rejected",
+                reason=reason,
+                message=stored.get("message"),
+                details=stored.get("details") or {},
+                attempts=attempts,
+            )
+        delivery = connection.execute(_DELIVERY, {"key": key}).one_or_none()
+    if delivery is None:
+        return CommandStatus(key, "unknown")
+    state, attempts, last_error, discard_reason, _ = delivery
+    if state == "failed":
+        return CommandStatus(key, "failed", reason="failed", message=last_error, attempts=attempts)
+    if state == "discarded":
+        return CommandStatus(
+            key, "failed", reason="discarded", message=discard_reason, attempts=attempts
+        )
+    return CommandStatus(key, "queued" if attempts == 0 else "running", attempts=attempts)
+
+
+def wait_for(engine: Engine, key: str, timeout: float, poll: float = 0.2) -> CommandStatus:
+    """Poll until `key` reaches a terminal status or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = lookup(engine, key)
+        if status.is_terminal or time.monotonic() >= deadline:
+            return status
+        time.sleep(min(poll, max(deadline - time.monotonic(), 0)))

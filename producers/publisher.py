@@ -1,0 +1,132 @@
+"""Publish commands to the workers by task name; upstream code imports only this.
+
+    from producers import Publisher, PlaceOrder, OrderLine
+    with Publisher() as publisher:
+        publisher.publish(PlaceOrder(key="web-42", customer_ref="c-7",
+                                     lines=[OrderLine(sku="MUG", qty=2)]))
+
+Guarantee: `publish` returns only after the broker accepted the message. While the
+broker is unreachable it retries (`ORDERQ_PUBLISH_MAX_RETRIES`, backing off), then
+raises `PublishError` — a command is never dropped silently. Publishing the same key
+again is always safe: the worker runs each key once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Self
+
+from celery import Celery
+from sqlalchemy import Engine, text
+
+from producers.commands import Command
+from producers.database import build_engine
+from producers.settings import Settings, get_settings
+
+
+class PublishError(RuntimeError):
+    """The broker did not accept the command after all retries."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What was sent: the key, Celery's task id for it, and the queue."""
+
+    key: str
+    task_id: str
+    queue: str
+
+
+def publish_retry_policy(settings: Settings) -> dict[str, float]:
+    """Kombu's retry policy for sending while the broker is briefly unreachable."""
+    return {
+        "max_retries": settings.publish_max_retries,
+        "interval_start": 0,
+        "interval_step": settings.publish_retry_interval_seconds,
+        "interval_max": settings.publish_retry_interval_seconds * 4,
+    }
+
+
+_RECORD_QUEUED = text(
+    """
+    INSERT INTO command_deliveries (idempotency_key, command_type, fingerprint, payload)
+    VALUES (:key, :type, :fingerprint, CAST(:payload AS jsonb))
+    ON CONFLICT (idempotency_key) DO NOTHING
+    """
+)
+
+
+class Publisher:
+    """Sends commands to the command queue.
+
+    With `track=True` (the default) the command is first recorded as `queued` in the
+    database, so `orderq status` can tell "queued" from "unknown" and maintenance can
+    re-publish it if it never reaches a worker. Pass `track=False` to publish with
+    nothing but a broker.
+    """
+
+    def __init__(
+        self, settings: Settings | None = None, *, track: bool = True, engine: Engine | None = None
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.broker_url = self.settings.resolved_broker_url()
+        self.queue = self.settings.command_queue
+        self._app = Celery("orderq-publisher", broker=self.broker_url, set_as_current=False)
+        self._app.conf.update(
+            task_serializer="json",
+            accept_content=["json"],
+            broker_connection_retry_on_startup=True,
+        )
+        self._owns_engine = track and engine is None
+        self._engine = (
+            engine
+            if engine is not None
+            else (build_engine(self.settings, pool_size=1, max_overflow=0) if track else None)
+        )
+
+    def publish(self, command: Command) -> Receipt:
+        """Send one command; raises `PublishError` if the broker will not take it."""
+        message = command.message()
+        if self._engine is not None:
+            self._record_queued(command, message)
+        return self.send(command.task_name, command.key, message)
+
+    def send(self, task_name: str, key: str, message: dict[str, Any]) -> Receipt:
+        """Send a raw message to a task (used for replays of stored payloads)."""
+        try:
+            result = self._app.send_task(
+                task_name,
+                args=[message],
+                queue=self.queue,
+                retry=True,
+                retry_policy=publish_retry_policy(self.settings),
+            )
+        except Exception as error:  # kombu raises several types; all mean "not sent"
+            raise PublishError(
+                f"could not publish {key} to {self.broker_url}: {error.__class__.__name__}: {error}"
+            ) from error
+        return Receipt(key=key, task_id=result.id, queue=self.queue)
+
+    def _record_queued(self, command: Command, message: dict[str, Any]) -> None:
+        with self._engine.begin() as connection:  # type: ignore[union-attr]
+            connection.execute(
+                _RECORD_QUEUED,
+                {
+                    "key": command.key,
+                    "type": command.type,
+                    "fingerprint": command.fingerprint(),
+                    "payload": json.dumps(message),
+                },
+            )
+
+    def close(self) -> None:
+        self._app.close()
+        if self._owns_engine and self._engine is not None:
+            self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

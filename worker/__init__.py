@@ -1,0 +1,1 @@
+"""The orderq worker: runs each command in one PostgreSQL transaction, exactly once."""

@@ -1,0 +1,1 @@
+"""Everything that touches PostgreSQL: tables, mapping, repositories, error translation."""

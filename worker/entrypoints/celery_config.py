@@ -1,0 +1,56 @@
+"""Celery settings for reliable, at-least-once delivery; the database makes it exactly-once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from producers.publisher import publish_retry_policy
+from producers.settings import Settings
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery configuration derived from orderq's settings."""
+    return {
+        "broker_url": settings.resolved_broker_url(),
+        # Ack after the task returns, not on receipt: a worker that dies mid-command
+        # leaves its message on the broker to be redelivered.
+        "task_acks_late": True,
+        # A child killed by SIGKILL/OOM requeues its message. A message that kills every
+        # worker would loop forever, except that attempts are counted in the database
+        # before each run and the command is dead-lettered after `max_attempts`.
+        "task_reject_on_worker_lost": True,
+        # Each process reserves one message at a time: nothing sits unacked behind a
+        # long command, and a crash strands at most the message being worked on.
+        "worker_prefetch_multiplier": 1,
+        # JSON only: commands are a documented cross-language contract, never pickles.
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        # Outcomes live in the command ledger; Celery's result backend is not used.
+        "task_ignore_result": True,
+        "broker_transport_options": {
+            # Redis redelivers an unacked message after this long; it must exceed the
+            # longest task plus the longest retry countdown or a slow command would be
+            # handed to a second worker while the first still runs it.
+            "visibility_timeout": settings.redis_visibility_timeout_seconds,
+        },
+        # Hard limit kills a stuck child (its message is redelivered); the soft limit
+        # comes first so the transaction can roll back cleanly.
+        "task_time_limit": settings.task_time_limit_seconds,
+        "task_soft_time_limit": settings.task_soft_time_limit_seconds,
+        # Keep retrying the broker at startup instead of exiting (Celery 6 changes the
+        # default), so a worker started before Redis comes up waits for it.
+        "broker_connection_retry_on_startup": True,
+        # If the broker connection drops, tasks in flight will be redelivered anyway;
+        # cancelling them avoids running the same command twice at once.
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # Publisher side: retry sending while the broker is briefly unreachable.
+        "task_publish_retry": True,
+        "task_publish_retry_policy": publish_retry_policy(settings),
+        "task_default_queue": settings.command_queue,
+        "task_routes": {"orderq.maintenance.*": {"queue": settings.maintenance_queue}},
+        # Flower shows tasks from the moment they are sent, not just when they start.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+    }

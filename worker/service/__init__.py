@@ -1,0 +1,1 @@
+"""Command handlers, the unit of work and the idempotency ledger flow."""

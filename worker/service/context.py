@@ -1,0 +1,21 @@
+"""What a handler knows about the delivery it runs in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from worker.service.failpoints import Failpoints
+
+NO_FAILPOINTS = Failpoints()
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """The key, this delivery's attempt number and the process's failpoints."""
+
+    key: str
+    attempt: int = 1
+    failpoints: Failpoints = NO_FAILPOINTS
+
+    def failpoint(self, point: str) -> None:
+        self.failpoints.hit(point, self.key, self.attempt)

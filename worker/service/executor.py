@@ -1,0 +1,68 @@
+"""One command, one transaction: claim the key, run the handler, store the outcome.
+
+claim key in ledger ──(already there)──► replay stored outcome (or refuse reuse)
+      │
+SAVEPOINT ─ handler ─┬─ result ────► outcome succeeded
+                     └─ Rejected ──► savepoint rolled back, outcome rejected
+      │
+write outcome to the ledger row ─► COMMIT (the only commit)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from worker.adapters.errors import TransientError
+from worker.adapters.repositories import LedgerEntry
+from worker.domain.errors import IdempotencyKeyReused, Rejected
+from worker.service.context import CommandContext
+from worker.service.outcome import Outcome
+from worker.service.unit_of_work import UnitOfWork
+
+Action = Callable[[], dict[str, Any]]
+
+
+def execute(
+    uow: UnitOfWork,
+    ctx: CommandContext,
+    command_type: str,
+    fingerprint: str,
+    action: Callable[[UnitOfWork], dict[str, Any]],
+) -> Outcome:
+    """Run `action` exactly once for `ctx.key`, or replay the outcome already stored."""
+    key = ctx.key
+    with uow:
+        existing = uow.ledger.claim(key, command_type, fingerprint)
+        if existing is not None:
+            return replay(existing, fingerprint)
+        ctx.failpoint("after_claim")
+        try:
+            with uow.savepoint():
+                outcome = Outcome.succeeded(key, action(uow))
+        except Rejected as rejection:
+            outcome = Outcome.rejected(key, rejection.reason, rejection.message, rejection.details)
+        uow.ledger.record(key, outcome.status, outcome.ledger_result(), outcome.reason, ctx.attempt)
+        uow.flush()
+        ctx.failpoint("before_commit")
+        uow.commit()
+        return outcome
+
+
+def replay(entry: LedgerEntry, fingerprint: str) -> Outcome:
+    """The stored outcome for a repeated key, or a refusal if the payload differs."""
+    if entry.fingerprint != fingerprint:
+        refusal = IdempotencyKeyReused(
+            f"key {entry.key} was already used for a different {entry.command_type} command",
+            original_type=entry.command_type,
+        )
+        return Outcome.rejected(entry.key, refusal.reason, refusal.message, refusal.details)
+    if entry.status == "succeeded":
+        return Outcome.succeeded(entry.key, entry.result or {}).as_replay()
+    if entry.status == "rejected":
+        stored = entry.result or {}
+        return Outcome.rejected(
+            entry.key, entry.reason or "rejected", stored.get("message", ""), stored.get("details")
+        ).as_replay()
+    # Only reachable if a transaction committed a claim without an outcome.
+    raise TransientError(f"ledger row for {entry.key} has no outcome yet")

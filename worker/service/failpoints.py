@@ -1,0 +1,81 @@
+"""Deterministic fault injection for the fault and end-to-end tests.
+
+Off unless `ORDERQ_FAILPOINTS` is set. The value is a `;`-separated list of
+`point=action[*times]@key-prefix` entries, for example
+
+    before_commit=raise*1@fp-          # first attempt of keys starting fp- fails
+    after_lock=sleep:3@slow-           # hold the row locks for 3 s
+    before_commit=exit@poison-         # the worker process dies (like OOM/SIGKILL)
+
+`*times` limits the action to the first N attempts of each key. Points: `after_claim`
+(ledger row claimed), `after_lock` (business rows locked), `before_commit` (all
+changes flushed, transaction still open).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from worker.adapters.errors import TransientError
+
+
+class InjectedFault(TransientError):
+    """The failure a `raise` failpoint throws; transient so the command is retried."""
+
+
+@dataclass(frozen=True)
+class Failpoint:
+    point: str
+    action: str
+    argument: str | None
+    times: int | None
+    key_prefix: str
+
+    def matches(self, point: str, key: str, attempt: int) -> bool:
+        return (
+            self.point == point
+            and key.startswith(self.key_prefix)
+            and (self.times is None or attempt <= self.times)
+        )
+
+    def fire(self, key: str) -> None:
+        if self.action == "raise":
+            raise InjectedFault(f"injected fault at {self.point} for {key}")
+        if self.action == "exit":
+            os._exit(70)  # no cleanup, no rollback: the process is simply gone
+        if self.action == "sleep":
+            time.sleep(float(self.argument or "1"))
+
+
+def parse_failpoints(spec: str) -> tuple[Failpoint, ...]:
+    """Parse `ORDERQ_FAILPOINTS`; raise ValueError naming the bad entry."""
+    failpoints = []
+    for entry in filter(None, (part.strip() for part in spec.split(";"))):
+        try:
+            head, key_prefix = entry.split("@", 1) if "@" in entry else (entry, "")
+            point, action = head.split("=", 1)
+            times = None
+            if "*" in action:
+                action, count = action.split("*", 1)
+                times = int(count)
+            action, _, argument = action.partition(":")
+        except ValueError:
+            raise ValueError(f"bad failpoint {entry!r}: expected point=action[*n]@prefix") from None
+        if action not in {"raise", "exit", "sleep"}:
+            raise ValueError(f"bad failpoint {entry!r}: action must be raise, exit or sleep")
+        failpoints.append(Failpoint(point, action, argument or None, times, key_prefix))
+    return tuple(failpoints)
+
+
+class Failpoints:
+    """The active failpoints of this process."""
+
+    def __init__(self, spec: str = "") -> None:
+        self._failpoints = parse_failpoints(spec)
+
+    def hit(self, point: str, key: str, attempt: int) -> None:
+        for failpoint in self._failpoints:
+            if failpoint.matches(point, key, attempt):
+                failpoint.fire(key)

@@ -1,0 +1,19 @@
+"""The registry from command class to handler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from producers.commands import Command
+from worker.service import orders
+from worker.service.context import CommandContext
+from worker.service.unit_of_work import UnitOfWork
+
+Handler = Callable[[Any, UnitOfWork, CommandContext], dict[str, Any]]
+
+HANDLERS: dict[type[Command], Handler] = {**orders.HANDLERS}
+
+
+def handler_for(command: Command) -> Handler:
+    return HANDLERS[type(command)]

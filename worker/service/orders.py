@@ -1,0 +1,106 @@
+"""Order and stock handlers: `handler(command, uow) -> result`.
+
+Each runs inside the executor's transaction, after the ledger claim. A `Rejected`
+exception becomes the stored outcome; the handler's writes are then undone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from producers.commands import (
+    CancelOrder,
+    ConfirmPayment,
+    PlaceOrder,
+    RestockProduct,
+    ShipOrder,
+    UpsertProduct,
+)
+from worker.domain.errors import OrderNotFound, UnknownSku
+from worker.domain.orders import Order, place_order
+from worker.service.context import CommandContext
+from worker.service.unit_of_work import UnitOfWork
+
+
+def upsert_product(command: UpsertProduct, uow: UnitOfWork, ctx: CommandContext) -> dict[str, Any]:
+    product, created = uow.products.ensure(command.sku, command.name, command.price_cents)
+    changed = created or product.update(command.name, command.price_cents)
+    return {"sku": product.sku, "created": created, "changed": changed}
+
+
+def restock_product(
+    command: RestockProduct, uow: UnitOfWork, ctx: CommandContext
+) -> dict[str, Any]:
+    product = uow.products.lock_by_skus([command.sku]).get(command.sku)
+    if product is None:
+        raise UnknownSku(f"unknown sku: {command.sku}", skus=[command.sku])
+    uow.products.add_movements([product.stock.receive(command.qty, command.key)])
+    return {
+        "sku": product.sku,
+        "on_hand": product.stock.on_hand,
+        "available": product.stock.available,
+    }
+
+
+def place_order_handler(
+    command: PlaceOrder, uow: UnitOfWork, ctx: CommandContext
+) -> dict[str, Any]:
+    catalogue = uow.products.lock_by_skus(line.sku for line in command.lines)
+    ctx.failpoint("after_lock")
+    order, movements = place_order(
+        command.key,
+        command.customer_ref,
+        [(line.sku, line.qty) for line in command.lines],
+        catalogue,
+    )
+    uow.orders.add(order)
+    uow.products.add_movements(movements)
+    uow.flush()  # the order number comes from the database sequence
+    return {
+        "order_number": order.order_number,
+        "total_cents": order.total_cents,
+        "lines": len(order.items),
+    }
+
+
+def _locked_order(uow: UnitOfWork, order_number: str) -> Order:
+    order = uow.orders.lock_by_number(order_number)
+    if order is None:
+        raise OrderNotFound(f"no order {order_number}", order_number=order_number)
+    return order
+
+
+def _order_result(order: Order) -> dict[str, Any]:
+    return {"order_number": order.order_number, "status": str(order.status)}
+
+
+def confirm_payment(
+    command: ConfirmPayment, uow: UnitOfWork, ctx: CommandContext
+) -> dict[str, Any]:
+    order = _locked_order(uow, command.order_number)
+    order.confirm_payment()
+    return _order_result(order)
+
+
+def ship_order(command: ShipOrder, uow: UnitOfWork, ctx: CommandContext) -> dict[str, Any]:
+    order = _locked_order(uow, command.order_number)
+    stock = uow.products.lock_stock(order.product_ids())
+    uow.products.add_movements(order.ship(stock, command.key))
+    return _order_result(order)
+
+
+def cancel_order(command: CancelOrder, uow: UnitOfWork, ctx: CommandContext) -> dict[str, Any]:
+    order = _locked_order(uow, command.order_number)
+    stock = uow.products.lock_stock(order.product_ids())
+    uow.products.add_movements(order.cancel(stock, command.key))
+    return _order_result(order)
+
+
+HANDLERS = {
+    UpsertProduct: upsert_product,
+    RestockProduct: restock_product,
+    PlaceOrder: place_order_handler,
+    ConfirmPayment: confirm_payment,
+    ShipOrder: ship_order,
+    CancelOrder: cancel_order,
+}

@@ -1,0 +1,49 @@
+"""The unit of work: one session, one transaction, the only place that commits.
+
+Leaving the `with` block without `commit()` rolls everything back, so an exception
+anywhere in a handler leaves no trace in the database.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any, Self
+
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+from worker.adapters.repositories import LedgerRepository, OrderRepository, ProductRepository
+
+
+class UnitOfWork:
+    """One PostgreSQL transaction with the repositories that work inside it."""
+
+    ledger: LedgerRepository
+    products: ProductRepository
+    orders: OrderRepository
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self._session_factory = session_factory
+
+    def __enter__(self) -> Self:
+        self.session = self._session_factory()
+        self.ledger = LedgerRepository(self.session)
+        self.products = ProductRepository(self.session)
+        self.orders = OrderRepository(self.session)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            self.session.rollback()  # no-op after commit
+        finally:
+            self.session.close()
+
+    def savepoint(self) -> AbstractContextManager[SessionTransaction]:
+        """A nested transaction: a business rejection undoes only the handler's work."""
+        return self.session.begin_nested()
+
+    def flush(self) -> None:
+        """Send pending changes (server-generated values become readable)."""
+        self.session.flush()
+
+    def commit(self) -> None:
+        self.session.commit()
