@@ -1,0 +1,1 @@
+"""Shared test helpers: database set-up, identifiers, real worker processes."""
