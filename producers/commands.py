@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -24,13 +27,31 @@ from pydantic import (
 IdempotencyKey = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
 ]
-Sku = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9][A-Z0-9._-]{0,63}$"),
-]
-OrderNumber = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^ORD-[0-9]{6,}$")
-]
+_SKU = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,63}")
+_ORDER_NUMBER = re.compile(r"ORD-[0-9]{6,}")
+
+
+def _upper_stripped(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def _check_sku(value: str) -> str:
+    if not _SKU.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a SKU (1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit)"
+        )
+    return value
+
+
+def _check_order_number(value: str) -> str:
+    if not _ORDER_NUMBER.fullmatch(value):
+        raise ValueError(f"{value!r} is not an order number (like ORD-000042)")
+    return value
+
+
+Sku = Annotated[str, BeforeValidator(_upper_stripped), AfterValidator(_check_sku)]
+OrderNumber = Annotated[str, BeforeValidator(_upper_stripped), AfterValidator(_check_order_number)]
 Quantity = Annotated[int, Field(gt=0, le=100_000, strict=True)]
 CustomerRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
-from producers.commands import CancelOrder, ConfirmPayment, RestockProduct, ShipOrder, UpsertProduct
+from producers.commands import RestockProduct, UpsertProduct
 from tests.support.ids import unique
-from tests.support.outcomes import await_outcome, movement_totals, scalar, stock_of
+from tests.support.outcomes import await_outcome, orders_with_key, stock_of
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +43,5 @@ def test_published_twice_one_order_same_outcome(worker, publisher, engine):
     outcome = await_outcome(engine, command.key)
 
     assert outcome.status == "succeeded"
-    assert (
-        scalar(engine, "SELECT count(*) FROM orders WHERE idempotency_key = :k", k=command.key) == 1
-    )
+    assert orders_with_key(engine, command.key) == 1
     assert stock_of(engine, sku) == (3, 2)

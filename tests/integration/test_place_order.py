@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from producers.commands import PlaceOrder
 from tests.support.commands import new_product, order_for, run
 from tests.support.ids import unique
-from tests.support.outcomes import movement_totals, scalar, stock_of
+from tests.support.outcomes import movement_totals, orders_with_key, scalar, stock_of
 
 
 def test_order_reserves_stock_and_snapshots_prices(runner, engine):
@@ -30,9 +30,7 @@ def test_same_key_twice_gives_one_order_and_the_same_outcome(runner, engine):
 
     assert (second.status, second.result) == (first.status, first.result)
     assert second.replayed and not first.replayed
-    assert (
-        scalar(engine, "SELECT count(*) FROM orders WHERE idempotency_key = :k", k=command.key) == 1
-    )
+    assert orders_with_key(engine, command.key) == 1
     assert stock_of(engine, sku) == (5, 1)
 
 
@@ -90,7 +88,5 @@ def test_three_concurrent_deliveries_of_one_key_apply_once(runner, engine):
 
     assert len({(o.status, o.result["order_number"]) for o in outcomes}) == 1
     assert sum(not o.replayed for o in outcomes) == 1
-    assert (
-        scalar(engine, "SELECT count(*) FROM orders WHERE idempotency_key = :k", k=command.key) == 1
-    )
+    assert orders_with_key(engine, command.key) == 1
     assert stock_of(engine, sku) == (5, 2)

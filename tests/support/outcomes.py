@@ -43,3 +43,11 @@ def movement_totals(engine: Engine, sku: str) -> tuple[int, int]:
             ),
             {"sku": sku},
         ).one()
+
+
+def orders_with_key(engine: Engine, key: str) -> int:
+    return scalar(engine, "SELECT count(*) FROM orders WHERE idempotency_key = :k", k=key)
+
+
+def ledger_rows(engine: Engine, key: str) -> int:
+    return scalar(engine, "SELECT count(*) FROM command_ledger WHERE idempotency_key = :k", k=key)
