@@ -57,8 +57,13 @@ def runner(settings: Settings, engine: Engine, session_factory: sessionmaker[Ses
 
 @pytest.fixture(scope="session")
 def worker(migrated_database: str) -> Iterator[WorkerProcess]:
-    """A real `celery worker` (prefork, 2 processes) consuming this session's queue."""
-    process = WorkerProcess(concurrency=2)
+    """A real `celery worker` (prefork, 2 processes) consuming this session's queue.
+
+    Keys starting `FAILONCE-` fail just before COMMIT on their first attempt.
+    """
+    process = WorkerProcess(
+        concurrency=2, env={"ORDERQ_FAILPOINTS": "before_commit=raise*1@FAILONCE-"}
+    )
     process.start()
     yield process
     process.stop()
