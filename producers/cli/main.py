@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from producers.cli import ops
+from producers.cli.orders import orders_app
 from producers.cli.publish import publish_app, publish_file
 from producers.cli.status import status
 
@@ -16,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(publish_app, name="publish")
+app.add_typer(orders_app, name="orders")
 app.command("publish-file")(publish_file)
 app.command("status")(status)
 app.command("migrate")(ops.migrate)
