@@ -58,7 +58,7 @@ _RECORD_QUEUED = text(
 
 
 class Publisher:
-    """Sends commands to the command queue.
+    """Sends commands to the command queue (one publisher per thread).
 
     With `track=True` (the default) the command is first recorded as `queued` in the
     database, so `orderq status` can tell "queued" from "unknown" and maintenance can
@@ -78,6 +78,9 @@ class Publisher:
             accept_content=["json"],
             broker_connection_retry_on_startup=True,
         )
+        # An explicit connection: Celery lets a CELERY_BROKER_URL environment variable
+        # override the app's broker, which would ignore the settings given here.
+        self._connection = self._app.connection_for_write(self.broker_url)
         self._owns_engine = track and engine is None
         self._engine = (
             engine
@@ -99,6 +102,7 @@ class Publisher:
                 task_name,
                 args=[message],
                 queue=self.queue,
+                connection=self._connection,
                 retry=True,
                 retry_policy=publish_retry_policy(self.settings),
             )
@@ -121,6 +125,7 @@ class Publisher:
             )
 
     def close(self) -> None:
+        self._connection.release()
         self._app.close()
         if self._owns_engine and self._engine is not None:
             self._engine.dispose()
