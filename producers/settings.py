@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     statement_regression_factor: float = Field(default=2.0, gt=1.0)
     statement_regression_min_calls: PositiveInt = 50
     statement_snapshot_top: PositiveInt = 50
+    statement_snapshot_retention_days: PositiveFloat = 30.0
 
     # -- monitoring -----------------------------------------------------------------------
     # statements slower than this are logged with their duration and shape (never their
