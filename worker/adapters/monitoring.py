@@ -219,3 +219,85 @@ def top_statements(connection: Connection, limit: int) -> list[dict[str, Any]]:
         """,
         limit=limit,
     )
+
+
+# -- the whole report ---------------------------------------------------------------------
+
+
+def command_backlog(connection: Connection, stuck_after_seconds: float) -> dict[str, Any]:
+    """Dead letters (failed, discarded) and accepted commands with no outcome for long."""
+    dead = dict(
+        connection.execute(
+            text(
+                "SELECT state, count(*) FROM command_deliveries "
+                "WHERE state IN ('failed', 'discarded') GROUP BY state"
+            )
+        ).all()
+    )
+    stuck = connection.execute(
+        text(
+            """
+            SELECT count(*) FROM command_deliveries d
+            WHERE d.state IN ('queued', 'running')
+              AND d.updated_at < now() - make_interval(secs => :older_than)
+              AND NOT EXISTS (SELECT 1 FROM command_ledger l
+                              WHERE l.idempotency_key = d.idempotency_key
+                                AND l.status IN ('succeeded', 'rejected'))
+            """
+        ),
+        {"older_than": stuck_after_seconds},
+    ).scalar()
+    return {
+        "failed": dead.get("failed", 0),
+        "discarded": dead.get("discarded", 0),
+        "stuck": stuck,
+        "stuck_after_seconds": stuck_after_seconds,
+    }
+
+
+def database_report(
+    connection: Connection, limit: int, stuck_after_seconds: float
+) -> dict[str, Any]:
+    """Everything `orderq db report` shows, as one JSON-ready mapping."""
+    reason = statements_unavailable(connection)
+    statements = {
+        "available": reason is None,
+        "reason": reason,
+        "slowest": [] if reason else _slowest(connection, limit),
+    }
+    server = connection.execute(
+        text("SELECT current_database(), current_setting('server_version')")
+    ).one()
+    return {
+        "database": server[0],
+        "server_version": server[1],
+        "connections": connections_by_state(connection),
+        "statements": statements,
+        "indexes": {
+            **index_health(connection),
+            "largest": [ix.as_dict() for ix in _largest(indexes(connection), limit)],
+        },
+        "tables": table_sizes(connection, limit),
+        "cache_hit_ratio": cache_hit_ratios(connection),
+        "commands": command_backlog(connection, stuck_after_seconds),
+    }
+
+
+def _slowest(connection: Connection, limit: int) -> list[dict[str, Any]]:
+    return rows_as_dicts(
+        connection,
+        """
+        SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 200) AS query, calls,
+               round(mean_exec_time::numeric, 3) AS mean_ms,
+               round(total_exec_time::numeric, 1) AS total_ms, rows
+        FROM pg_stat_statements
+        WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+        ORDER BY mean_exec_time DESC
+        LIMIT :limit
+        """,
+        limit=limit,
+    )
+
+
+def _largest(found: list[IndexInfo], limit: int) -> list[IndexInfo]:
+    return sorted(found, key=lambda ix: (-ix.bytes, ix.index))[:limit]
