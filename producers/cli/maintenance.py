@@ -23,8 +23,9 @@ def list_jobs() -> None:
 
     settings = settings_or_fail()
     table = Table()
-    for column in ("job", "every", "setting", "what it does"):
-        table.add_column(column)
+    for column in ("job", "every", "setting"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("what it does")
     for job in JOBS:
         interval = job.interval(settings)
         every = f"{interval} s" if interval else "[dim]off[/]"

@@ -50,5 +50,8 @@ def locked(engine: Engine, task: str, body: Callable[[RunReport], None]) -> RunR
             log.info("%s skipped: %s", task, report.skipped)
             return report
         body(report)
-    log.info("%s done: %s", task, report.figures)
+    if report.skipped is None:
+        log.info("%s done: %s", task, report.figures)
+    else:
+        log.info("%s skipped: %s", task, report.skipped)
     return report
