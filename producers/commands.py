@@ -155,11 +155,17 @@ class ShipOrder(Command):
 
 
 class CancelOrder(Command):
-    """placed or paid -> cancelled; reserved stock is released."""
+    """placed or paid -> cancelled; reserved stock is released.
+
+    `reason="payment_expired"` is the system's own cancellation of an order left unpaid
+    past the payment window (sent by maintenance with the key `expire:<order number>`):
+    it applies only while the order is still `placed`, never to a paid one.
+    """
 
     task_name: ClassVar[str] = "orderq.orders.cancel_order"
     type: Literal["cancel_order"] = "cancel_order"
     order_number: OrderNumber
+    reason: Literal["requested", "payment_expired"] = "requested"
 
 
 COMMAND_CLASSES: tuple[type[Command], ...] = (

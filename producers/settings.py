@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt
+from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/orderq"
@@ -67,6 +67,60 @@ class Settings(BaseSettings):
     # -- publisher ----------------------------------------------------------------------
     publish_max_retries: int = Field(default=5, ge=0)
     publish_retry_interval_seconds: PositiveFloat = 0.5
+
+    # -- maintenance (Celery beat -> the maintenance queue); see docs/operations.md ----------
+    # Each schedule is an interval in seconds; 0 turns that task off.
+    schedule_expire_unpaid_orders_seconds: int = Field(default=300, ge=0)
+    schedule_expire_reservations_seconds: int = Field(default=300, ge=0)
+    schedule_mark_overdue_loans_seconds: int = Field(default=900, ge=0)
+    schedule_purge_ledger_seconds: int = Field(default=3600, ge=0)
+    schedule_analyze_seconds: int = Field(default=3600, ge=0)
+    schedule_index_health_seconds: int = Field(default=86_400, ge=0)
+    schedule_statement_snapshot_seconds: int = Field(default=3600, ge=0)
+    schedule_republish_stuck_seconds: int = Field(default=120, ge=0)
+    # placed orders still unpaid after this long are cancelled (payment window)
+    unpaid_order_expiry_seconds: PositiveInt = 24 * 3600
+    # Ledger rows older than this are deleted. A duplicate arriving later is still caught
+    # by the business unique keys (orders.idempotency_key); keep it well above the
+    # longest time a redelivery, producer retry or operator replay can take.
+    ledger_retention_days: PositiveFloat = 30.0
+    # accepted commands with no outcome after this long are sent again
+    stuck_command_after_seconds: PositiveInt = 900
+    republish_max_times: PositiveInt = 3
+    # rows per transaction, and transactions per run, for every batched task
+    maintenance_batch_size: PositiveInt = 1000
+    maintenance_max_batches: PositiveInt = 100
+    # ANALYZE a hot table once this many rows changed since its last analyze
+    analyze_tables: tuple[str, ...] = (
+        "command_ledger",
+        "command_deliveries",
+        "orders",
+        "order_items",
+        "stock_levels",
+        "stock_movements",
+    )
+    analyze_min_changed_rows: int = Field(default=1000, ge=0)
+    # a statement regressed when its mean time over the last period exceeds its
+    # baseline mean by this factor, over at least this many calls
+    statement_regression_factor: float = Field(default=2.0, gt=1.0)
+    statement_regression_min_calls: PositiveInt = 50
+    statement_snapshot_top: PositiveInt = 50
+    statement_snapshot_retention_days: PositiveFloat = 30.0
+
+    # -- monitoring -----------------------------------------------------------------------
+    # statements slower than this are logged with their duration and shape (never their
+    # parameters); a negative value turns the log off
+    slow_statement_ms: float = 100.0
+
+    # -- Flower -----------------------------------------------------------------------------
+    flower_basic_auth: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("FLOWER_BASIC_AUTH", "ORDERQ_FLOWER_BASIC_AUTH")
+    )
+    flower_port: int = Field(default=5555, ge=1, le=65535)
+    flower_address: str = "127.0.0.1"
+    flower_state_file: str = ".orderq/flower-state.db"
+    # local development only: lets Flower run without credentials
+    dev_mode: bool = False
 
     # -- testing only: deterministic fault injection, see worker/service/failpoints.py ----
     failpoints: str = ""

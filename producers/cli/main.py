@@ -5,6 +5,10 @@ from __future__ import annotations
 import typer
 
 from producers.cli import ops
+from producers.cli.db import db_app
+from producers.cli.flower import flower
+from producers.cli.health import health
+from producers.cli.maintenance import maintenance_app
 from producers.cli.orders import orders_app
 from producers.cli.publish import publish_app, publish_file
 from producers.cli.status import status
@@ -23,7 +27,10 @@ app.command("status")(status)
 app.command("migrate")(ops.migrate)
 app.command("worker")(ops.worker)
 app.command("beat")(ops.beat)
-app.command("flower")(ops.flower)
+app.command("flower")(flower)
+app.command("health")(health)
+app.add_typer(db_app, name="db")
+app.add_typer(maintenance_app, name="maintenance")
 
 
 def main() -> None:

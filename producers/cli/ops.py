@@ -1,4 +1,4 @@
-"""Running orderq: `migrate`, `worker`, `beat`, `flower`."""
+"""Running orderq: `migrate`, `worker`, `beat` (Flower lives in flower.py)."""
 
 from __future__ import annotations
 
@@ -98,25 +98,3 @@ def beat(loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO") ->
     from worker.entrypoints.celery_app import app
 
     app.start(["beat", f"--loglevel={loglevel}"])
-
-
-def flower(
-    port: Annotated[int, typer.Option("--port")] = 5555,
-    dev: Annotated[
-        bool, typer.Option("--dev", help="Local development: allow running without credentials.")
-    ] = False,
-) -> None:
-    """Start Flower. Requires FLOWER_BASIC_AUTH=user:password unless --dev."""
-    import os
-
-    settings = settings_or_fail()
-    announce_targets(settings)
-    credentials = os.environ.get("FLOWER_BASIC_AUTH", "")
-    if not credentials and not dev:
-        fail("Flower needs FLOWER_BASIC_AUTH=user:password (or --dev on a local machine)")
-    from worker.entrypoints.celery_app import app
-
-    arguments = ["flower", f"--port={port}"]
-    if credentials:
-        arguments.append(f"--basic-auth={credentials}")
-    app.start(arguments)

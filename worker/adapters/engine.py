@@ -10,12 +10,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from producers.database import build_engine
 from producers.settings import get_settings
 from worker.adapters.orm import start_mappers
+from worker.adapters.slow_statements import install_slow_statement_log
 
 
 @lru_cache(maxsize=1)
 def get_engine() -> Engine:
     """The engine for this process (after a fork, call `forget_inherited_connections`)."""
-    return build_engine(get_settings())
+    settings = get_settings()
+    engine = build_engine(settings)
+    install_slow_statement_log(engine, settings.slow_statement_ms)
+    return engine
 
 
 @lru_cache(maxsize=1)

@@ -16,6 +16,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm.exc import StaleDataError
 
 LEDGER_KEY_CONSTRAINT = "uq_command_ledger_idempotency_key"
+#: Unique constraints on business rows that carry the command's idempotency key: they
+#: keep deduplicating after the key's ledger row was purged.
+BUSINESS_KEY_CONSTRAINTS = frozenset({"uq_orders_idempotency_key"})
 
 TRANSIENT_SQLSTATES = frozenset(
     {
@@ -68,6 +71,11 @@ def classify(error: BaseException) -> ErrorKind:
     if state is None and isinstance(original, psycopg.OperationalError):
         return ErrorKind.TRANSIENT  # connection refused / server gone: no SQLSTATE at all
     return ErrorKind.UNKNOWN
+
+
+def is_business_key_duplicate(error: BaseException) -> bool:
+    """A unique violation on a business row's idempotency key (see BUSINESS_KEY_CONSTRAINTS)."""
+    return sqlstate_of(error) == "23505" and constraint_of(error) in BUSINESS_KEY_CONSTRAINTS
 
 
 def describe(error: BaseException) -> str:

@@ -158,3 +158,8 @@ class OrderRepository:
             .with_for_update(of=tables.orders)
         )
         return self.session.scalars(query).one_or_none()
+
+    def by_idempotency_key(self, key: str) -> Order | None:
+        """The order created by the command with idempotency key `key`, if any."""
+        query = select(Order).where(tables.orders.c.idempotency_key == key)
+        return self.session.scalars(query).one_or_none()

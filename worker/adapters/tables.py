@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Identity,
     Index,
@@ -72,6 +73,8 @@ command_ledger = Table(
     Column("attempts", Integer, nullable=False, server_default=text("1")),
     _created_at(),
     Column("completed_at", DateTime(timezone=True)),
+    # serves: the retention purge (rows claimed before the cutoff, oldest first)
+    Index("ix_command_ledger_created_at", "created_at"),
     CheckConstraint(f"status IN {LEDGER_STATUSES}", name="status_allowed"),
     CheckConstraint("(status = 'rejected') = (reason IS NOT NULL)", name="reason_iff_rejected"),
     CheckConstraint("length(fingerprint) = 64", name="fingerprint_sha256"),
@@ -95,10 +98,19 @@ command_deliveries = Table(
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text),
     Column("discard_reason", Text),
+    # how often maintenance re-sent this command because no outcome came (bounded)
+    Column("republished", Integer, nullable=False, server_default=text("0")),
     _created_at(),
     _updated_at(),
     CheckConstraint(f"state IN {DELIVERY_STATES}", name="state_allowed"),
     CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+    CheckConstraint("republished >= 0", name="republished_not_negative"),
+    # serves: maintenance finding commands accepted long ago with no outcome yet
+    Index(
+        "ix_command_deliveries_pending_updated_at",
+        "updated_at",
+        postgresql_where=text("state IN ('queued', 'running')"),
+    ),
 )
 
 # -- catalogue and stock ----------------------------------------------------------------
@@ -198,4 +210,37 @@ stock_movements = Table(
         "order_id",
         postgresql_where=text("order_id IS NOT NULL"),
     ),
+)
+
+
+# -- statement statistics: pg_stat_statements snapshots and their baselines --------------
+
+statement_snapshots = Table(
+    "statement_snapshots",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("taken_at", DateTime(timezone=True), nullable=False),
+    Column("queryid", BigInteger, nullable=False),
+    # pg_stat_statements' normalized text: constants are already replaced by $n
+    Column("query", Text, nullable=False),
+    # cumulative counters as pg_stat_statements reported them at `taken_at`
+    Column("calls", BigInteger, nullable=False),
+    Column("total_exec_ms", Float, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    CheckConstraint("calls >= 0", name="calls_not_negative"),
+    # serves: the previous snapshot of one statement (period deltas, regressions)
+    Index("ix_statement_snapshots_queryid_taken_at", "queryid", "taken_at"),
+    # serves: the purge of old snapshots
+    Index("ix_statement_snapshots_taken_at", "taken_at"),
+)
+
+statement_baselines = Table(
+    "statement_baselines",
+    metadata,
+    Column("queryid", BigInteger, primary_key=True, autoincrement=False),
+    Column("query", Text, nullable=False),
+    Column("mean_exec_ms", Float, nullable=False),
+    Column("calls", BigInteger, nullable=False),
+    _created_at(),
+    CheckConstraint("mean_exec_ms >= 0", name="mean_not_negative"),
 )

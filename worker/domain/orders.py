@@ -158,6 +158,18 @@ class Order:
         self._transition(OrderStatus.CANCELLED, "cancel")
         return [stock[item.product_id].release(item.qty, key, self) for item in self.items]
 
+    def expire_unpaid(self, stock: Mapping[int, StockLevel], key: str) -> list[StockMovement]:
+        """Cancel an order whose payment never came; a paid order is left alone."""
+        current = OrderStatus(self.status)
+        if current is not OrderStatus.PLACED:
+            raise InvalidOrderTransition(
+                f"cannot expire order {self.order_number}: it is {current.value}",
+                order_number=self.order_number,
+                status=current.value,
+                requested=OrderStatus.CANCELLED.value,
+            )
+        return self.cancel(stock, key)
+
     def product_ids(self) -> list[int]:
         return [item.product_id for item in self.items]
 

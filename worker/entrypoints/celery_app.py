@@ -13,7 +13,11 @@ from worker.entrypoints.celery_config import celery_config
 
 app = Celery("orderq")
 app.conf.update(celery_config(get_settings()))
-app.conf.include = ["worker.entrypoints.tasks", "worker.entrypoints.bench_tasks"]
+app.conf.include = [
+    "worker.entrypoints.tasks",
+    "worker.entrypoints.maintenance.tasks",
+    "worker.entrypoints.bench_tasks",
+]
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

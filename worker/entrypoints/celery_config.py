@@ -6,6 +6,7 @@ from typing import Any
 
 from producers.publisher import publish_retry_policy
 from producers.settings import Settings
+from worker.entrypoints.beat_schedule import beat_schedule
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -53,4 +54,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
+        # Maintenance jobs (their intervals come from settings; 0 turns one off).
+        "beat_schedule": beat_schedule(settings),
     }

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from worker.adapters.errors import TransientError
+from worker.adapters.errors import TransientError, is_business_key_duplicate
 from worker.adapters.repositories import LedgerEntry
 from worker.domain.errors import IdempotencyKeyReused, Rejected
 from worker.service.context import CommandContext
@@ -29,8 +29,14 @@ def execute(
     command_type: str,
     fingerprint: str,
     action: Callable[[UnitOfWork], dict[str, Any]],
+    recover: Callable[[UnitOfWork], dict[str, Any]] | None = None,
 ) -> Outcome:
-    """Run `action` exactly once for `ctx.key`, or replay the outcome already stored."""
+    """Run `action` exactly once for `ctx.key`, or replay the outcome already stored.
+
+    `recover` answers a delivery whose ledger row is gone (purged after the retention
+    window) but whose business row exists: the action's insert hits the business
+    unique key, the savepoint undoes the action, and `recover` reads the existing row.
+    """
     key = ctx.key
     with uow:
         existing = uow.ledger.claim(key, command_type, fingerprint)
@@ -42,6 +48,10 @@ def execute(
                 outcome = Outcome.succeeded(key, action(uow))
         except Rejected as rejection:
             outcome = Outcome.rejected(key, rejection.reason, rejection.message, rejection.details)
+        except Exception as error:
+            if recover is None or not is_business_key_duplicate(error):
+                raise
+            outcome = Outcome.succeeded(key, recover(uow))
         uow.ledger.record(key, outcome.status, outcome.ledger_result(), outcome.reason, ctx.attempt)
         uow.flush()
         ctx.failpoint("before_commit")

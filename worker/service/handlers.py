@@ -14,6 +14,15 @@ Handler = Callable[[Any, UnitOfWork, CommandContext], dict[str, Any]]
 
 HANDLERS: dict[type[Command], Handler] = {**orders.HANDLERS}
 
+#: command class -> how to answer a redelivery whose ledger row was purged but whose
+#: business row (unique on the idempotency key) exists; see executor.execute.
+Recovery = Callable[[Any, UnitOfWork], dict[str, Any]]
+RECOVERIES: dict[type[Command], Recovery] = {**orders.RECOVERIES}
+
 
 def handler_for(command: Command) -> Handler:
     return HANDLERS[type(command)]
+
+
+def recovery_for(command: Command) -> Recovery | None:
+    return RECOVERIES.get(type(command))

@@ -92,8 +92,29 @@ def ship_order(command: ShipOrder, uow: UnitOfWork, ctx: CommandContext) -> dict
 def cancel_order(command: CancelOrder, uow: UnitOfWork, ctx: CommandContext) -> dict[str, Any]:
     order = _locked_order(uow, command.order_number)
     stock = uow.products.lock_stock(order.product_ids())
-    uow.products.add_movements(order.cancel(stock, command.key))
-    return _order_result(order)
+    if command.reason == "payment_expired":
+        movements = order.expire_unpaid(stock, command.key)
+    else:
+        movements = order.cancel(stock, command.key)
+    uow.products.add_movements(movements)
+    return {**_order_result(order), "cancel_reason": command.reason}
+
+
+def replay_existing_order(command: PlaceOrder, uow: UnitOfWork) -> dict[str, Any]:
+    """The result of the order this key already created.
+
+    Reached when the ledger row of the key was purged (retention) and the command was
+    delivered again: `orders.idempotency_key` is unique, so the insert fails and the
+    existing order is answered instead of creating a second one.
+    """
+    order = uow.orders.by_idempotency_key(command.key)
+    if order is None:  # the violation came from elsewhere: let the taxonomy decide
+        raise LookupError(f"no order for key {command.key}")
+    return {
+        "order_number": order.order_number,
+        "total_cents": order.total_cents,
+        "lines": len(order.items),
+    }
 
 
 HANDLERS = {
@@ -104,3 +125,7 @@ HANDLERS = {
     ShipOrder: ship_order,
     CancelOrder: cancel_order,
 }
+
+#: Commands whose business row carries the idempotency key under a unique constraint:
+#: after the ledger row is purged, a redelivery replays the existing row.
+RECOVERIES = {PlaceOrder: replay_existing_order}

@@ -24,7 +24,7 @@ from worker.domain.errors import InvalidCommandRejected
 from worker.service.context import CommandContext
 from worker.service.executor import execute, replay
 from worker.service.failpoints import Failpoints
-from worker.service.handlers import handler_for
+from worker.service.handlers import handler_for, recovery_for
 from worker.service.outcome import Outcome
 from worker.service.unit_of_work import UnitOfWork
 
@@ -94,12 +94,14 @@ class CommandRunner:
 
     def _execute(self, command: Command, ctx: CommandContext) -> Outcome:
         handler = handler_for(command)
+        recovery = recovery_for(command)
         return execute(
             UnitOfWork(self.session_factory),
             ctx,
             command.type,
             command.fingerprint(),
             lambda uow: handler(command, uow, ctx),
+            recover=(lambda uow: recovery(command, uow)) if recovery else None,
         )
 
     def _after_failure(

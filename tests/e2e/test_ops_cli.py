@@ -1,0 +1,138 @@
+"""`orderq db report`, `orderq health` and `orderq maintenance` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+from alembic import command
+from sqlalchemy.engine import make_url
+
+from tests.support.cli import free_port, orderq, wait_for_port
+from tests.support.database import recreate_empty_database
+from tests.support.environment import TEST_DATABASE_URL
+
+pytestmark = pytest.mark.e2e
+
+
+def test_db_report_prints_every_section(migrated_database):
+    result = orderq("db", "report")
+
+    assert result.returncode == 0, result.stderr
+    for title in (
+        "Connections by state",
+        "Slowest statements",
+        "Index problems",
+        "Largest indexes",
+        "Tables",
+        "Cache hit ratio",
+        "Commands",
+    ):
+        assert title in result.stdout
+    assert "command_ledger" in result.stdout
+    assert "pg_stat_statements is not installed in this database" in result.stdout
+
+
+def test_db_report_json_is_one_parseable_object(migrated_database):
+    result = orderq("db", "report", "--json", "--limit", "3")
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["database"] == make_url(TEST_DATABASE_URL).database
+    assert report["statements"]["available"] is False
+    assert {"invalid", "unused", "duplicate", "largest"} <= set(report["indexes"])
+    assert len(report["tables"]) <= 3
+    assert any(c["application"] == "orderq" for c in report["connections"])
+
+
+def test_db_report_on_an_unreachable_database_is_one_clear_error():
+    port = free_port()
+    result = orderq(
+        "db", "report", env={"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/x"}
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.count("\n") <= 2
+    assert "could not read the database statistics" in result.stderr
+
+
+def health(env: dict[str, str] | None = None) -> tuple[int, dict]:
+    result = orderq("health", "--json", "--timeout", "2", env=env)
+    return result.returncode, {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+
+
+def test_health_is_ok_with_a_worker_running(worker):
+    code, checks = health()
+
+    assert code == 0
+    assert all(check["ok"] for check in checks.values())
+    assert "answered" in checks["workers"]["detail"]
+
+
+def test_health_fails_when_the_broker_is_unreachable(migrated_database):
+    code, checks = health({"CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"})
+
+    assert code == 1
+    assert not checks["broker"]["ok"] and "unreachable" in checks["broker"]["detail"]
+    assert checks["database"]["ok"] and checks["migrations"]["ok"]
+
+
+def test_health_fails_when_migrations_are_behind(migrated_database):
+    from tests.integration.test_concurrent_index_migration import alembic_config
+
+    url = make_url(TEST_DATABASE_URL)
+    behind = url.set(database=f"{url.database}_behind").render_as_string(hide_password=False)
+    recreate_empty_database(behind)
+    command.upgrade(alembic_config(behind), "0001")
+
+    code, checks = health({"DATABASE_URL": behind})
+
+    assert code == 1
+    assert not checks["migrations"]["ok"]
+    assert "database at 0001" in checks["migrations"]["detail"]
+    assert "orderq migrate" in checks["migrations"]["detail"]
+
+
+def test_health_fails_when_the_database_is_unreachable():
+    code, checks = health({"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x"})
+
+    assert code == 1
+    assert not checks["database"]["ok"] and not checks["migrations"]["ok"]
+
+
+def test_health_fails_when_no_worker_answers(migrated_database):
+    """A private Redis that no worker listens on: broker fine, nobody answers the ping."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    directory = tempfile.mkdtemp(prefix="orderq-redis-")
+    redis = subprocess.Popen(
+        [server, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", directory],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        code, checks = health({"CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0"})
+    finally:
+        redis.terminate()
+        redis.wait(10)
+        shutil.rmtree(directory, ignore_errors=True)
+
+    assert code == 1
+    assert checks["broker"]["ok"] and checks["database"]["ok"]
+    assert not checks["workers"]["ok"] and "no worker answered" in checks["workers"]["detail"]
+
+
+def test_maintenance_run_executes_a_job_and_refuses_unknown_names(migrated_database):
+    ran = orderq("maintenance", "run", "index_health", "--json")
+    unknown = orderq("maintenance", "run", "defragment")
+
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["task"] == "index_health"
+    assert unknown.returncode == 2
+    assert "no maintenance job 'defragment'" in unknown.stderr
+    assert "purge_ledger" in unknown.stderr

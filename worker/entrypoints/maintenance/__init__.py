@@ -1,0 +1,1 @@
+"""Maintenance: Celery tasks on the maintenance queue, scheduled by beat."""

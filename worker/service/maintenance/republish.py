@@ -1,0 +1,49 @@
+"""Re-send commands that were accepted but have no outcome after a while.
+
+A message can be lost between `queued` and a worker (broker data loss, a purge of the
+queue, a crash before the late ack reached a durable broker). Sending it again is
+safe: the ledger runs each key once. Each command is re-sent at most
+`republish_max_times`; a command a worker keeps failing ends as `failed` on its own,
+through the attempt counter.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from producers.commands import COMMANDS_BY_TYPE
+from producers.publisher import Publisher
+from producers.settings import Settings
+from worker.adapters.stuck_commands import StuckCommand, republish_batch
+from worker.service.maintenance.report import RunReport, locked
+
+TASK = "republish_stuck_commands"
+
+
+def republish_stuck(settings: Settings, engine: Engine, publisher: Publisher) -> RunReport:
+    """Re-send stuck commands in bounded batches under the task's advisory lock."""
+
+    def send(command: StuckCommand) -> None:
+        task_name = COMMANDS_BY_TYPE[command.command_type].task_name
+        publisher.send(task_name, command.key, command.payload)
+
+    def body(report: RunReport) -> None:
+        report.set(republished=0, more=False)
+        for _ in range(settings.maintenance_max_batches):
+            sent, error = republish_batch(
+                engine,
+                settings.stuck_command_after_seconds,
+                settings.republish_max_times,
+                settings.maintenance_batch_size,
+                sorted(COMMANDS_BY_TYPE),
+                send,
+            )
+            report.count(republished=sent)
+            if error is not None:
+                report.set(error=f"{error.__class__.__name__}: {error}")
+                return
+            if sent < settings.maintenance_batch_size:
+                return
+        report.set(more=True)
+
+    return locked(engine, TASK, body)
