@@ -6,7 +6,6 @@ hand, concurrent commands on the same rows, and optimistic locking on loans.
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +36,7 @@ from tests.support.library import (
     reservations_of,
     rows,
 )
+from tests.support.sessions import wait_until_about_to_commit, wait_until_blocked_by
 from worker.adapters import tables
 from worker.adapters.errors import ErrorKind, classify, constraint_of
 from worker.domain.loans import Loan
@@ -543,22 +543,6 @@ def test_concurrent_returns_serve_the_queue_in_order_one_copy_each(runner, engin
     assert sorted(r["barcode"] for r in queue) == sorted(barcodes)
 
 
-def wait_until_about_to_commit(engine: Engine, timeout: float = 10.0) -> None:
-    """Return once some session has recorded its outcome and waits to commit (the
-    executor's `before_commit` point: the ledger UPDATE was its last statement)."""
-    query = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' "
-        "AND query LIKE 'UPDATE command_ledger%'"
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with engine.connect() as connection:
-            if connection.execute(query).scalar():
-                return
-        time.sleep(0.02)
-    raise AssertionError(f"no command reached before_commit within {timeout}s")
-
-
 def test_a_reservation_racing_a_return_never_leaves_the_copy_on_the_shelf(runner, engine):
     """The return has found nobody waiting and is about to shelve the copy when the
     reservation arrives. Without the work's row lock the reservation would see the copy
@@ -618,18 +602,6 @@ def test_two_sessions_updating_one_loan_from_the_same_read(runner, engine, sessi
     assert classify(excinfo.value) is ErrorKind.TRANSIENT
     [loan] = loans_of_copy(engine, barcode)
     assert (loan["renewals"], loan["version"]) == (1, 2)
-
-
-def wait_until_blocked_by(engine: Engine, pid: int, timeout: float = 10.0) -> None:
-    """Return once some session waits for a lock held by backend `pid`."""
-    deadline = time.monotonic() + timeout
-    query = text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
-    while time.monotonic() < deadline:
-        with engine.connect() as connection:
-            if connection.execute(query, {"pid": pid}).scalar():
-                return
-        time.sleep(0.02)
-    raise AssertionError(f"nothing waited on backend {pid} within {timeout}s")
 
 
 def test_a_renewal_from_a_stale_read_is_retried_and_applied_once(runner, engine, session_factory):
