@@ -172,6 +172,17 @@ def test_a_deleted_member_is_not_found_and_the_number_can_be_issued_again(runner
             "work_not_found",
         ),
     ],
+    ids=[
+        "checkout-by-unknown-member",
+        "checkout-of-unknown-copy",
+        "return-of-unknown-copy",
+        "return-of-a-copy-on-the-shelf",
+        "renew-without-a-loan",
+        "reserve-unknown-work",
+        "cancel-without-a-reservation",
+        "add-copy-with-a-taken-barcode",
+        "add-copy-to-unknown-work",
+    ],
 )
 def test_commands_naming_what_does_not_exist_are_rejected(runner, engine, make, reason):
     member = new_member(runner)

@@ -61,8 +61,10 @@ class MemberRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def ensure(self, member_number: str, name: str, loan_limit: int, status: str) -> bool:
-        """Insert the member unless a live one has this number; True if inserted.
+    def ensure(
+        self, member_number: str, name: str, loan_limit: int, status: str
+    ) -> tuple[Member, bool]:
+        """The live member with this number, inserted if there was none; and whether it was.
 
         Two concurrent registrations of one number are safe: the second waits on the
         partial unique index, then does nothing.
@@ -75,7 +77,9 @@ class MemberRepository:
             )
             .returning(_members.c.id)
         ).scalar()
-        return inserted is not None
+        member = self.get(member_number)
+        assert member is not None, "inserted or kept by ON CONFLICT just now"
+        return member, inserted is not None
 
     def get(self, member_number: str) -> Member | None:
         """The live member with this number (not locked: versioned updates only)."""
@@ -102,15 +106,17 @@ class WorkRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def ensure(self, work_code: str, title: str, authors: Sequence[str]) -> bool:
-        """Insert the work unless it exists; True if inserted."""
+    def ensure(self, work_code: str, title: str, authors: Sequence[str]) -> tuple[Work, bool]:
+        """The work with this code, inserted if there was none; and whether it was."""
         inserted = self.session.execute(
             pg_insert(_works)
             .values(work_code=work_code, title=title, authors=list(authors))
             .on_conflict_do_nothing(index_elements=["work_code"])
             .returning(_works.c.id)
         ).scalar()
-        return inserted is not None
+        work = self.get(work_code)
+        assert work is not None, "inserted or kept by ON CONFLICT just now"
+        return work, inserted is not None
 
     def get(self, work_code: str) -> Work | None:
         return self.session.scalars(

@@ -90,8 +90,9 @@ def _hold_result(uow: UnitOfWork, hold: Reservation | None) -> dict[str, Any]:
 def register_member(
     command: RegisterMember, uow: UnitOfWork, ctx: CommandContext
 ) -> dict[str, Any]:
-    created = uow.members.ensure(command.member, command.name, command.loan_limit, command.status)
-    member = _member(uow, command.member)
+    member, created = uow.members.ensure(
+        command.member, command.name, command.loan_limit, command.status
+    )
     changed = created or member.update(
         command.name, command.loan_limit, MemberStatus(command.status)
     )
@@ -106,9 +107,7 @@ def register_member(
 
 
 def add_work(command: AddWork, uow: UnitOfWork, ctx: CommandContext) -> dict[str, Any]:
-    created = uow.works.ensure(command.work, command.title, command.authors)
-    work = uow.works.get(command.work)
-    assert work is not None  # inserted or found just now
+    work, created = uow.works.ensure(command.work, command.title, command.authors)
     changed = created or work.update(command.title, command.authors)
     uow.flush()
     return {"work": work.work_code, "created": created, "changed": changed}
