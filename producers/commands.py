@@ -168,6 +168,92 @@ class CancelOrder(Command):
     reason: Literal["requested", "payment_expired"] = "requested"
 
 
+# -- library loans (identifiers are what a front desk can type: M-1001, W-42, 31234000123) --
+
+LibraryCode = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9][A-Z0-9._-]{0,63}$"),
+]
+MemberNumber = LibraryCode
+WorkCode = LibraryCode
+Barcode = LibraryCode
+Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class RegisterMember(Command):
+    """Register a member, or replace an existing member's name, loan limit and status."""
+
+    task_name: ClassVar[str] = "orderq.loans.register_member"
+    type: Literal["register_member"] = "register_member"
+    member: MemberNumber
+    name: Text200
+    loan_limit: Annotated[int, Field(ge=0, le=1000, strict=True)] = 5
+    status: Literal["active", "suspended"] = "active"
+
+
+class AddWork(Command):
+    """Add a work to the catalogue, or replace its title and authors."""
+
+    task_name: ClassVar[str] = "orderq.loans.add_work"
+    type: Literal["add_work"] = "add_work"
+    work: WorkCode
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    authors: Annotated[tuple[Text200, ...], Field(max_length=20)] = ()
+
+
+class AddCopy(Command):
+    """Add a physical copy of a work; it goes to the first waiting reservation, if any."""
+
+    task_name: ClassVar[str] = "orderq.loans.add_copy"
+    type: Literal["add_copy"] = "add_copy"
+    work: WorkCode
+    barcode: Barcode
+
+
+class CheckoutCopy(Command):
+    """Lend a copy to a member (fulfils the member's reservation if the copy is held)."""
+
+    task_name: ClassVar[str] = "orderq.loans.checkout_copy"
+    type: Literal["checkout_copy"] = "checkout_copy"
+    member: MemberNumber
+    barcode: Barcode
+
+
+class ReturnCopy(Command):
+    """Close the copy's active loan; the copy goes to the first waiting reservation."""
+
+    task_name: ClassVar[str] = "orderq.loans.return_copy"
+    type: Literal["return_copy"] = "return_copy"
+    barcode: Barcode
+
+
+class RenewLoan(Command):
+    """Extend the member's active loan of a copy by one loan period."""
+
+    task_name: ClassVar[str] = "orderq.loans.renew_loan"
+    type: Literal["renew_loan"] = "renew_loan"
+    member: MemberNumber
+    barcode: Barcode
+
+
+class PlaceReservation(Command):
+    """Reserve a work: hold an available copy now, or join the work's queue."""
+
+    task_name: ClassVar[str] = "orderq.loans.place_reservation"
+    type: Literal["place_reservation"] = "place_reservation"
+    member: MemberNumber
+    work: WorkCode
+
+
+class CancelReservation(Command):
+    """Cancel the member's open reservation of a work; a held copy moves on."""
+
+    task_name: ClassVar[str] = "orderq.loans.cancel_reservation"
+    type: Literal["cancel_reservation"] = "cancel_reservation"
+    member: MemberNumber
+    work: WorkCode
+
+
 COMMAND_CLASSES: tuple[type[Command], ...] = (
     UpsertProduct,
     RestockProduct,
@@ -175,6 +261,14 @@ COMMAND_CLASSES: tuple[type[Command], ...] = (
     ConfirmPayment,
     ShipOrder,
     CancelOrder,
+    RegisterMember,
+    AddWork,
+    AddCopy,
+    CheckoutCopy,
+    ReturnCopy,
+    RenewLoan,
+    PlaceReservation,
+    CancelReservation,
 )
 COMMANDS_BY_TYPE: dict[str, type[Command]] = {
     cls.model_fields["type"].default: cls for cls in COMMAND_CLASSES

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     redis_visibility_timeout_seconds: PositiveInt = 3600
     max_payload_bytes: PositiveInt = 64 * 1024
 
+    # -- library loans --------------------------------------------------------------------
+    loan_period_days: PositiveInt = 21
+    loan_renewal_limit: int = Field(default=2, ge=0)
+    # how long a returned copy stays on the hold shelf for the first waiting member
+    reservation_hold_days: PositiveInt = 7
+
     # -- publisher ----------------------------------------------------------------------
     publish_max_retries: int = Field(default=5, ge=0)
     publish_retry_interval_seconds: PositiveFloat = 0.5

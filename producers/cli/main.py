@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from producers.cli import ops
+from producers.cli import publish_loans as _loans  # noqa: F401  (adds loan subcommands)
 from producers.cli.db import db_app
 from producers.cli.flower import flower
 from producers.cli.health import health

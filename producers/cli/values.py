@@ -17,6 +17,14 @@ FLAG_FOR_FIELD = {
     "customer_ref": "--customer",
     "lines": "--line",
     "order_number": "--order",
+    # library loans
+    "member": "--member",
+    "work": "--work",
+    "barcode": "--barcode",
+    "title": "--title",
+    "authors": "--author",
+    "loan_limit": "--loan-limit",
+    "status": "--status",
 }
 
 
@@ -62,3 +70,11 @@ def describe_for_flags(error: ValidationError) -> str:
             )
         parts.append(f"{flag}: {item['msg']}")
     return "; ".join(parts)
+
+
+def parse_whole_number(flag: str, value: str) -> int:
+    """'5' -> 5, with an error naming the flag (typer's own message is a multi-line box)."""
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise ValueError(f"{flag} {value!r} is not a whole number") from None

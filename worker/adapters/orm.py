@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy.orm import registry, relationship
 
 from worker.adapters import tables
+from worker.domain.loans import Copy, Loan, Member, Reservation, Work
 from worker.domain.orders import Order, OrderItem, Product, StockLevel, StockMovement
 
 mapper_registry = registry(metadata=tables.metadata)
@@ -46,3 +47,17 @@ def start_mappers() -> None:
         tables.stock_movements,
         properties={"order": relationship(Order, lazy="raise")},
     )
+    _map_loans()
+
+
+def _map_loans() -> None:
+    """Members, works, copies and loans are versioned; reservations change only under
+    their work's (or held copy's) row lock, so they need no version of their own."""
+    for cls, table in (
+        (Member, tables.members),
+        (Work, tables.works),
+        (Copy, tables.copies),
+        (Loan, tables.loans),
+    ):
+        mapper_registry.map_imperatively(cls, table, version_id_col=table.c.version)
+    mapper_registry.map_imperatively(Reservation, tables.reservations)

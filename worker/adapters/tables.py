@@ -24,7 +24,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -243,4 +243,154 @@ statement_baselines = Table(
     Column("calls", BigInteger, nullable=False),
     _created_at(),
     CheckConstraint("mean_exec_ms >= 0", name="mean_not_negative"),
+)
+
+
+# -- library loans ------------------------------------------------------------------------
+# Soft delete: members and copies are never removed (loans reference them as history);
+# `deleted_at` is set instead, and the lookups below skip such rows.
+
+MEMBER_STATUSES = ("active", "suspended")
+
+members = Table(
+    "members",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("member_number", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("loan_limit", Integer, nullable=False),
+    Column("deleted_at", DateTime(timezone=True)),
+    _version(),
+    _created_at(),
+    _updated_at(),
+    CheckConstraint(f"status IN {MEMBER_STATUSES}", name="status_allowed"),
+    CheckConstraint("loan_limit >= 0", name="loan_limit_not_negative"),
+    # serves: a live member by number (every loan command); a deleted member's number
+    # may be issued again
+    Index(
+        "uq_members_member_number_live",
+        "member_number",
+        unique=True,
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
+)
+
+works = Table(
+    "works",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    # serves: a work by its code (add copy, reserve, cancel a reservation)
+    Column("work_code", Text, nullable=False, unique=True),
+    Column("title", Text, nullable=False),
+    Column("authors", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    _version(),
+    _created_at(),
+    _updated_at(),
+)
+
+COPY_STATUSES = ("available", "on_loan", "on_hold")
+
+copies = Table(
+    "copies",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("work_id", BigInteger, ForeignKey("works.id"), nullable=False),
+    # serves: a copy by barcode (checkout, return, renew); withdrawn copies keep theirs
+    Column("barcode", Text, nullable=False, unique=True),
+    Column("status", Text, nullable=False),
+    Column("deleted_at", DateTime(timezone=True)),
+    _version(),
+    _created_at(),
+    _updated_at(),
+    CheckConstraint(f"status IN {COPY_STATUSES}", name="status_allowed"),
+    # serves: an available copy of a work (a new reservation takes it at once)
+    Index(
+        "ix_copies_work_id_status",
+        "work_id",
+        "status",
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
+)
+
+loans = Table(
+    "loans",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("copy_id", BigInteger, ForeignKey("copies.id"), nullable=False),
+    Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False),
+    Column("idempotency_key", Text, nullable=False, unique=True),
+    Column("checked_out_at", DateTime(timezone=True), nullable=False),
+    Column("due_at", DateTime(timezone=True), nullable=False),
+    Column("returned_at", DateTime(timezone=True)),
+    Column("renewals", Integer, nullable=False, server_default=text("0")),
+    _version(),
+    _created_at(),
+    _updated_at(),
+    CheckConstraint("renewals >= 0", name="renewals_not_negative"),
+    CheckConstraint("due_at > checked_out_at", name="due_after_checkout"),
+    CheckConstraint(
+        "returned_at IS NULL OR returned_at >= checked_out_at", name="returned_after_checkout"
+    ),
+    # One active loan per copy. serves: the copy's active loan (return, renew) and the
+    # copy-availability check
+    Index(
+        "uq_loans_copy_id_active",
+        "copy_id",
+        unique=True,
+        postgresql_where=text("returned_at IS NULL"),
+    ),
+    # serves: counting a member's active loans against the loan limit (checkout)
+    Index("ix_loans_member_id_active", "member_id", postgresql_where=text("returned_at IS NULL")),
+)
+
+RESERVATION_STATUSES = ("queued", "ready", "fulfilled", "expired", "cancelled")
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("work_id", BigInteger, ForeignKey("works.id"), nullable=False),
+    Column("member_id", BigInteger, ForeignKey("members.id"), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("queued_at", DateTime(timezone=True), nullable=False),
+    # the copy held on the shelf for this reservation, once it is ready
+    Column("copy_id", BigInteger, ForeignKey("copies.id")),
+    Column("ready_until", DateTime(timezone=True)),
+    _created_at(),
+    _updated_at(),
+    CheckConstraint(f"status IN {RESERVATION_STATUSES}", name="status_allowed"),
+    CheckConstraint(
+        "status <> 'queued' OR (copy_id IS NULL AND ready_until IS NULL)",
+        name="queued_holds_nothing",
+    ),
+    CheckConstraint(
+        "status <> 'ready' OR (copy_id IS NOT NULL AND ready_until IS NOT NULL)",
+        name="ready_holds_a_copy",
+    ),
+    # One open reservation per member and work. serves: the member's open reservation
+    # of a work (reserve, cancel)
+    Index(
+        "uq_reservations_work_id_member_id_open",
+        "work_id",
+        "member_id",
+        unique=True,
+        postgresql_where=text("status IN ('queued', 'ready')"),
+    ),
+    # One hold per copy. serves: the reservation a held copy waits for (checkout)
+    Index(
+        "uq_reservations_copy_id_ready",
+        "copy_id",
+        unique=True,
+        postgresql_where=text("status = 'ready'"),
+    ),
+    # serves: a work's queue in order — its head (return, add copy, cancel), whether
+    # others wait (renew), a reservation's position (reserve)
+    Index(
+        "ix_reservations_work_id_queue",
+        "work_id",
+        "queued_at",
+        "id",
+        postgresql_where=text("status = 'queued'"),
+    ),
 )

@@ -54,3 +54,90 @@ class InvalidOrderTransition(Rejected):
     """The order's current status does not allow the requested change."""
 
     reason = "invalid_order_transition"
+
+
+# -- library loans ------------------------------------------------------------------------
+
+
+class MemberNotFound(Rejected):
+    """No live member has this member number."""
+
+    reason = "member_not_found"
+
+
+class MemberNotActive(Rejected):
+    """The member is suspended: no new loans, renewals or reservations."""
+
+    reason = "member_not_active"
+
+
+class LoanLimitReached(Rejected):
+    """The member already has as many active loans as their limit allows."""
+
+    reason = "loan_limit_reached"
+
+
+class WorkNotFound(Rejected):
+    """The catalogue has no work with this code."""
+
+    reason = "work_not_found"
+
+
+class CopyNotFound(Rejected):
+    """No copy has this barcode."""
+
+    reason = "copy_not_found"
+
+
+class CopyDeleted(Rejected):
+    """The copy was withdrawn from the collection (soft-deleted)."""
+
+    reason = "copy_deleted"
+
+
+class CopyNotAvailable(Rejected):
+    """The copy is on loan."""
+
+    reason = "copy_not_available"
+
+
+class CopyHeldForAnotherMember(Rejected):
+    """The copy is on the hold shelf for a different member's reservation."""
+
+    reason = "copy_held_for_another_member"
+
+
+class BarcodeInUse(Rejected):
+    """A copy with this barcode already exists."""
+
+    reason = "barcode_in_use"
+
+
+class LoanNotFound(Rejected):
+    """The copy has no active loan (for this member)."""
+
+    reason = "loan_not_found"
+
+
+class RenewalLimitReached(Rejected):
+    """The loan was already renewed as often as allowed."""
+
+    reason = "renewal_limit_reached"
+
+
+class WorkHasWaitingReservations(Rejected):
+    """Other members are queued for the work, so the loan cannot be renewed."""
+
+    reason = "work_has_waiting_reservations"
+
+
+class ReservationExists(Rejected):
+    """The member already has an open (queued or ready) reservation for the work."""
+
+    reason = "reservation_exists"
+
+
+class ReservationNotFound(Rejected):
+    """The member has no open reservation for the work."""
+
+    reason = "reservation_not_found"

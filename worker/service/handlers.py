@@ -6,13 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from producers.commands import Command
-from worker.service import orders
+from worker.service import loans, orders
 from worker.service.context import CommandContext
 from worker.service.unit_of_work import UnitOfWork
 
 Handler = Callable[[Any, UnitOfWork, CommandContext], dict[str, Any]]
 
-HANDLERS: dict[type[Command], Handler] = {**orders.HANDLERS}
+HANDLERS: dict[type[Command], Handler] = {**orders.HANDLERS, **loans.HANDLERS}
 
 #: command class -> how to answer a redelivery whose ledger row was purged but whose
 #: business row (unique on the idempotency key) exists; see executor.execute.

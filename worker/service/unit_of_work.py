@@ -11,6 +11,14 @@ from typing import Any, Self
 
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from worker.adapters.loan_repositories import (
+    CopyRepository,
+    LibraryClock,
+    LoanRepository,
+    MemberRepository,
+    ReservationRepository,
+    WorkRepository,
+)
 from worker.adapters.repositories import LedgerRepository, OrderRepository, ProductRepository
 
 
@@ -20,6 +28,12 @@ class UnitOfWork:
     ledger: LedgerRepository
     products: ProductRepository
     orders: OrderRepository
+    clock: LibraryClock
+    members: MemberRepository
+    works: WorkRepository
+    copies: CopyRepository
+    loans: LoanRepository
+    reservations: ReservationRepository
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
@@ -29,6 +43,12 @@ class UnitOfWork:
         self.ledger = LedgerRepository(self.session)
         self.products = ProductRepository(self.session)
         self.orders = OrderRepository(self.session)
+        self.clock = LibraryClock(self.session)
+        self.members = MemberRepository(self.session)
+        self.works = WorkRepository(self.session)
+        self.copies = CopyRepository(self.session)
+        self.loans = LoanRepository(self.session)
+        self.reservations = ReservationRepository(self.session)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

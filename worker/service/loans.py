@@ -1,0 +1,281 @@
+"""Library loan handlers: `handler(command, uow, ctx) -> result`.
+
+Each runs inside the executor's transaction, after the ledger claim; a `Rejected`
+error becomes the stored outcome. Rows are locked in the order documented in
+`worker/adapters/loan_repositories.py` (member → work → copy → reservation → loan).
+Loans are updated without a row lock: their `version` column makes an update from a
+stale read raise `StaleDataError`, which the runner retries as a transient error.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from producers.commands import (
+    AddCopy,
+    AddWork,
+    CancelReservation,
+    CheckoutCopy,
+    PlaceReservation,
+    RegisterMember,
+    RenewLoan,
+    ReturnCopy,
+)
+from producers.settings import get_settings
+from worker.domain import loans as rules
+from worker.domain.errors import (
+    BarcodeInUse,
+    CopyNotFound,
+    LoanNotFound,
+    MemberNotFound,
+    ReservationNotFound,
+    WorkNotFound,
+)
+from worker.domain.loans import (
+    Copy,
+    CopyStatus,
+    LoanPolicy,
+    Member,
+    MemberStatus,
+    Reservation,
+    ReservationStatus,
+    Work,
+)
+from worker.service.context import CommandContext
+from worker.service.unit_of_work import UnitOfWork
+
+
+def loan_policy() -> LoanPolicy:
+    """Loan period, renewal limit and hold window from the settings."""
+    settings = get_settings()
+    return LoanPolicy(
+        loan_period=timedelta(days=settings.loan_period_days),
+        renewal_limit=settings.loan_renewal_limit,
+        hold_window=timedelta(days=settings.reservation_hold_days),
+    )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _member(uow: UnitOfWork, number: str, *, lock: bool = False) -> Member:
+    member = uow.members.lock(number) if lock else uow.members.get(number)
+    if member is None:
+        raise MemberNotFound(f"no member {number}", member=number)
+    return member
+
+
+def _locked_work(uow: UnitOfWork, code: str) -> Work:
+    work = uow.works.lock(code)
+    if work is None:
+        raise WorkNotFound(f"no work {code}", work=code)
+    return work
+
+
+def _hold_result(uow: UnitOfWork, hold: Reservation | None) -> dict[str, Any]:
+    """Who a freed copy is now held for, and until when."""
+    if hold is None:
+        return {"held_for": None, "ready_until": None}
+    return {
+        "held_for": uow.members.number_of(hold.member_id),
+        "ready_until": _iso(hold.ready_until),
+    }
+
+
+# -- catalogue and members ----------------------------------------------------------------
+
+
+def register_member(
+    command: RegisterMember, uow: UnitOfWork, ctx: CommandContext
+) -> dict[str, Any]:
+    member, created = uow.members.ensure(
+        command.member, command.name, command.loan_limit, command.status
+    )
+    changed = created or member.update(
+        command.name, command.loan_limit, MemberStatus(command.status)
+    )
+    uow.flush()
+    return {
+        "member": member.member_number,
+        "created": created,
+        "changed": changed,
+        "status": str(member.status),
+        "loan_limit": member.loan_limit,
+    }
+
+
+def add_work(command: AddWork, uow: UnitOfWork, ctx: CommandContext) -> dict[str, Any]:
+    work, created = uow.works.ensure(command.work, command.title, command.authors)
+    changed = created or work.update(command.title, command.authors)
+    uow.flush()
+    return {"work": work.work_code, "created": created, "changed": changed}
+
+
+def add_copy(command: AddCopy, uow: UnitOfWork, ctx: CommandContext) -> dict[str, Any]:
+    work = _locked_work(uow, command.work)
+    copy = uow.copies.insert(work.id, command.barcode)
+    if copy is None:
+        raise BarcodeInUse(f"a copy with barcode {command.barcode} exists", barcode=command.barcode)
+    # a new copy is a freed copy: the first member waiting for the work gets it
+    hold = copy.release(uow.reservations.lock_queue_head(work.id), uow.clock.now(), loan_policy())
+    uow.flush()
+    return {
+        "barcode": copy.barcode,
+        "work": work.work_code,
+        "status": str(copy.status),
+        **_hold_result(uow, hold),
+    }
+
+
+# -- lending ------------------------------------------------------------------------------
+
+
+def _copy_or_reject(copy: Copy | None, barcode: str) -> Copy:
+    if copy is None:
+        raise CopyNotFound(f"no copy with barcode {barcode}", barcode=barcode)
+    return copy
+
+
+def checkout_copy(command: CheckoutCopy, uow: UnitOfWork, ctx: CommandContext) -> dict[str, Any]:
+    member = _member(uow, command.member, lock=True)
+    member.ensure_can_borrow(uow.loans.count_active(member.id))
+    copy = _copy_or_reject(uow.copies.lock(command.barcode), command.barcode)
+    ctx.failpoint("after_lock")
+    hold = (
+        uow.reservations.lock_holding(copy.id)
+        if CopyStatus(copy.status) is CopyStatus.ON_HOLD
+        else None
+    )
+    loan = copy.check_out(member, hold, command.key, uow.clock.now(), loan_policy())
+    uow.loans.add(loan)
+    uow.flush()
+    return {
+        "loan_id": loan.id,
+        "member": member.member_number,
+        "barcode": copy.barcode,
+        "due_at": _iso(loan.due_at),
+        "reservation_fulfilled": hold is not None,
+    }
+
+
+def return_copy(command: ReturnCopy, uow: UnitOfWork, ctx: CommandContext) -> dict[str, Any]:
+    work_id = uow.copies.work_id_of(command.barcode)
+    if work_id is None:
+        raise CopyNotFound(f"no copy with barcode {command.barcode}", barcode=command.barcode)
+    uow.works.lock_by_id(work_id)  # the work's queue may hand this copy on
+    copy = _copy_or_reject(uow.copies.lock(command.barcode), command.barcode)
+    ctx.failpoint("after_lock")
+    loan = uow.loans.active_for_copy(copy.id)
+    if loan is None:
+        raise LoanNotFound(f"copy {copy.barcode} is not on loan", barcode=copy.barcode)
+    now = uow.clock.now()
+    head = None if copy.is_deleted else uow.reservations.lock_queue_head(work_id)
+    hold = copy.check_in(loan, head, now, loan_policy())
+    uow.flush()  # the versioned loan update: a stale read raises here
+    return {
+        "barcode": copy.barcode,
+        "member": uow.members.number_of(loan.member_id),
+        "returned_at": _iso(loan.returned_at),
+        "overdue": loan.is_overdue(now),
+        "copy_status": str(copy.status),
+        **_hold_result(uow, hold),
+    }
+
+
+def renew_loan(command: RenewLoan, uow: UnitOfWork, ctx: CommandContext) -> dict[str, Any]:
+    member = _member(uow, command.member)
+    member.ensure_active()
+    copy = _copy_or_reject(uow.copies.get(command.barcode), command.barcode)
+    loan = uow.loans.active_for_copy(copy.id)
+    if loan is None or loan.member_id != member.id:
+        raise LoanNotFound(
+            f"member {member.member_number} has no active loan of copy {copy.barcode}",
+            member=member.member_number,
+            barcode=copy.barcode,
+        )
+    waiting = uow.reservations.count_waiting(copy.work_id, except_member_id=member.id)
+    loan.renew(uow.clock.now(), loan_policy(), waiting)
+    uow.flush()  # UPDATE … WHERE version = <read>: a concurrent change raises StaleDataError
+    return {
+        "member": member.member_number,
+        "barcode": copy.barcode,
+        "due_at": _iso(loan.due_at),
+        "renewals": loan.renewals,
+    }
+
+
+# -- reservations -------------------------------------------------------------------------
+
+
+def place_reservation(
+    command: PlaceReservation, uow: UnitOfWork, ctx: CommandContext
+) -> dict[str, Any]:
+    member = _member(uow, command.member)
+    member.ensure_active()
+    work = _locked_work(uow, command.work)
+    already_open = uow.reservations.open_for(work.id, member.id) is not None
+    available = None if already_open else uow.copies.lock_available(work.id)
+    reservation = rules.place_reservation(
+        member, work, already_open, available, uow.clock.now(), loan_policy()
+    )
+    uow.reservations.add(reservation)
+    uow.flush()
+    result: dict[str, Any] = {
+        "reservation_id": reservation.id,
+        "member": member.member_number,
+        "work": work.work_code,
+        "status": str(reservation.status),
+    }
+    if available is not None:
+        result.update(barcode=available.barcode, ready_until=_iso(reservation.ready_until))
+    else:
+        result.update(position=uow.reservations.position(reservation))
+    return result
+
+
+def cancel_reservation(
+    command: CancelReservation, uow: UnitOfWork, ctx: CommandContext
+) -> dict[str, Any]:
+    member = _member(uow, command.member)
+    work = _locked_work(uow, command.work)
+    reservation = uow.reservations.open_for(work.id, member.id)
+    # A ready reservation holds a copy: lock the copy before the reservation (lock order),
+    # then re-read the reservation under its lock — a checkout may have fulfilled it.
+    held = (
+        uow.copies.lock_by_id(reservation.copy_id)
+        if reservation is not None and reservation.is_ready and reservation.copy_id
+        else None
+    )
+    reservation = uow.reservations.open_for(work.id, member.id, lock=True)
+    if reservation is None:
+        raise ReservationNotFound(
+            f"member {member.member_number} has no open reservation for {work.work_code}",
+            member=member.member_number,
+            work=work.work_code,
+        )
+    if not reservation.is_ready:
+        held = None
+    head = uow.reservations.lock_queue_head(work.id) if held is not None else None
+    hold = rules.cancel_reservation(reservation, held, head, uow.clock.now(), loan_policy())
+    uow.flush()
+    return {
+        "member": member.member_number,
+        "work": work.work_code,
+        "status": ReservationStatus.CANCELLED.value,
+        "released_barcode": held.barcode if held is not None else None,
+        **_hold_result(uow, hold),
+    }
+
+
+HANDLERS = {
+    RegisterMember: register_member,
+    AddWork: add_work,
+    AddCopy: add_copy,
+    CheckoutCopy: checkout_copy,
+    ReturnCopy: return_copy,
+    RenewLoan: renew_loan,
+    PlaceReservation: place_reservation,
+    CancelReservation: cancel_reservation,
+}
