@@ -27,7 +27,7 @@ from pydantic import (
 IdempotencyKey = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
 ]
-_SKU = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,63}")
+_CODE = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,63}")
 _ORDER_NUMBER = re.compile(r"ORD-[0-9]{6,}")
 
 
@@ -35,13 +35,19 @@ def _upper_stripped(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
 
 
-def _check_sku(value: str) -> str:
-    if not _SKU.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not a SKU (1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit)"
-        )
-    return value
+def _code(kind: str, example: str) -> Any:
+    """An identifier people type (SKU, member number, barcode): case-insensitive,
+    stored upper-case, refused with a message that says what it should look like."""
+
+    def check(value: str) -> str:
+        if not _CODE.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a {kind} (like {example}: 1-64 letters, digits, "
+                "'.', '_' or '-', starting with a letter or digit)"
+            )
+        return value
+
+    return Annotated[str, BeforeValidator(_upper_stripped), AfterValidator(check)]
 
 
 def _check_order_number(value: str) -> str:
@@ -50,7 +56,7 @@ def _check_order_number(value: str) -> str:
     return value
 
 
-Sku = Annotated[str, BeforeValidator(_upper_stripped), AfterValidator(_check_sku)]
+Sku = _code("SKU", "MUG-1")
 OrderNumber = Annotated[str, BeforeValidator(_upper_stripped), AfterValidator(_check_order_number)]
 Quantity = Annotated[int, Field(gt=0, le=100_000, strict=True)]
 CustomerRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -170,13 +176,9 @@ class CancelOrder(Command):
 
 # -- library loans (identifiers are what a front desk can type: M-1001, W-42, 31234000123) --
 
-LibraryCode = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z0-9][A-Z0-9._-]{0,63}$"),
-]
-MemberNumber = LibraryCode
-WorkCode = LibraryCode
-Barcode = LibraryCode
+MemberNumber = _code("member number", "M-1001")
+WorkCode = _code("work code", "W-42")
+Barcode = _code("barcode", "31234000123")
 Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
@@ -285,12 +287,17 @@ class InvalidCommand(ValueError):
         self.key = key
 
 
+def readable_message(item: Mapping[str, Any]) -> str:
+    """Pydantic's message without its "Value error, " prefix for our own validators."""
+    return str(item["msg"]).removeprefix("Value error, ")
+
+
 def describe_validation_error(error: ValidationError) -> str:
     """One line naming each bad field, e.g. `lines.0.qty: Input should be greater than 0`."""
     parts = []
     for item in error.errors():
         where = ".".join(str(p) for p in item["loc"]) or "command"
-        parts.append(f"{where}: {item['msg']}")
+        parts.append(f"{where}: {readable_message(item)}")
     return "; ".join(parts)
 
 

@@ -39,14 +39,14 @@ SkuOption = Annotated[str, typer.Option("--sku", help="Product SKU, e.g. MUG-1."
 OrderOption = Annotated[str, typer.Option("--order", help="Order number, e.g. ORD-000042.")]
 
 
-def _build(factory: Callable[..., Command], **fields: Any) -> Command:
+def build_command(factory: Callable[..., Command], **fields: Any) -> Command:
     try:
         return factory(**fields)
     except ValidationError as error:
         fail(describe_for_flags(error))
 
 
-def _send(command: Command) -> None:
+def send_command(command: Command) -> None:
     settings = settings_or_fail()
     announce_targets(settings)
     try:
@@ -75,7 +75,7 @@ def upsert_product(
         cents = parse_price(price)
     except ValueError as error:
         fail(str(error))
-    _send(_build(UpsertProduct, key=key, sku=sku, name=name, price_cents=cents))
+    send_command(build_command(UpsertProduct, key=key, sku=sku, name=name, price_cents=cents))
 
 
 @publish_app.command("restock")
@@ -85,7 +85,7 @@ def restock(
     qty: Annotated[int, typer.Option("--qty", help="Units received (> 0).")],
 ) -> None:
     """Add received units to a product's stock."""
-    _send(_build(RestockProduct, key=key, sku=sku, qty=qty))
+    send_command(build_command(RestockProduct, key=key, sku=sku, qty=qty))
 
 
 @publish_app.command("place-order")
@@ -99,25 +99,25 @@ def place_order(
         lines = [parse_line(value) for value in line]
     except ValueError as error:
         fail(str(error))
-    _send(_build(PlaceOrder, key=key, customer_ref=customer, lines=lines))
+    send_command(build_command(PlaceOrder, key=key, customer_ref=customer, lines=lines))
 
 
 @publish_app.command("confirm-payment")
 def confirm_payment(key: KeyOption, order: OrderOption) -> None:
     """Mark an order paid (placed -> paid)."""
-    _send(_build(ConfirmPayment, key=key, order_number=order))
+    send_command(build_command(ConfirmPayment, key=key, order_number=order))
 
 
 @publish_app.command("ship-order")
 def ship_order(key: KeyOption, order: OrderOption) -> None:
     """Ship a paid order; its reserved stock leaves the building."""
-    _send(_build(ShipOrder, key=key, order_number=order))
+    send_command(build_command(ShipOrder, key=key, order_number=order))
 
 
 @publish_app.command("cancel-order")
 def cancel_order(key: KeyOption, order: OrderOption) -> None:
     """Cancel a placed or paid order; its reserved stock is released."""
-    _send(_build(CancelOrder, key=key, order_number=order))
+    send_command(build_command(CancelOrder, key=key, order_number=order))
 
 
 def _numbered_lines(stream: TextIO) -> Iterator[tuple[int, str]]:

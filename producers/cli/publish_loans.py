@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from producers.cli.console import fail
-from producers.cli.publish import _build, _send, publish_app
+from producers.cli.publish import build_command, publish_app, send_command
 from producers.cli.values import parse_whole_number
 from producers.commands import (
     AddCopy,
@@ -47,8 +47,10 @@ def register_member(
         limit = parse_whole_number("--loan-limit", loan_limit)
     except ValueError as error:
         fail(str(error))
-    _send(
-        _build(RegisterMember, key=key, member=member, name=name, loan_limit=limit, status=status)
+    send_command(
+        build_command(
+            RegisterMember, key=key, member=member, name=name, loan_limit=limit, status=status
+        )
     )
 
 
@@ -62,40 +64,42 @@ def add_work(
     ] = None,
 ) -> None:
     """Add a work to the catalogue, or replace its title and authors."""
-    _send(_build(AddWork, key=key, work=work, title=title, authors=tuple(author or ())))
+    send_command(
+        build_command(AddWork, key=key, work=work, title=title, authors=tuple(author or ()))
+    )
 
 
 @publish_app.command("add-copy")
 def add_copy(key: KeyOption, work: WorkOption, barcode: BarcodeOption) -> None:
     """Add a copy of a work (it goes straight to the first waiting reservation, if any)."""
-    _send(_build(AddCopy, key=key, work=work, barcode=barcode))
+    send_command(build_command(AddCopy, key=key, work=work, barcode=barcode))
 
 
 @publish_app.command("checkout")
 def checkout(key: KeyOption, member: MemberOption, barcode: BarcodeOption) -> None:
     """Lend a copy to a member."""
-    _send(_build(CheckoutCopy, key=key, member=member, barcode=barcode))
+    send_command(build_command(CheckoutCopy, key=key, member=member, barcode=barcode))
 
 
 @publish_app.command("return")
 def return_copy(key: KeyOption, barcode: BarcodeOption) -> None:
     """Return a copy; it is held for the first waiting reservation, if any."""
-    _send(_build(ReturnCopy, key=key, barcode=barcode))
+    send_command(build_command(ReturnCopy, key=key, barcode=barcode))
 
 
 @publish_app.command("renew")
 def renew(key: KeyOption, member: MemberOption, barcode: BarcodeOption) -> None:
     """Renew a member's loan of a copy by one loan period."""
-    _send(_build(RenewLoan, key=key, member=member, barcode=barcode))
+    send_command(build_command(RenewLoan, key=key, member=member, barcode=barcode))
 
 
 @publish_app.command("reserve")
 def reserve(key: KeyOption, member: MemberOption, work: WorkOption) -> None:
     """Reserve a work: hold an available copy now, or join the work's queue."""
-    _send(_build(PlaceReservation, key=key, member=member, work=work))
+    send_command(build_command(PlaceReservation, key=key, member=member, work=work))
 
 
 @publish_app.command("cancel-reservation")
 def cancel_reservation(key: KeyOption, member: MemberOption, work: WorkOption) -> None:
     """Cancel a member's open reservation of a work."""
-    _send(_build(CancelReservation, key=key, member=member, work=work))
+    send_command(build_command(CancelReservation, key=key, member=member, work=work))

@@ -6,7 +6,7 @@ from decimal import Decimal, InvalidOperation
 
 from pydantic import ValidationError
 
-from producers.commands import OrderLine
+from producers.commands import OrderLine, readable_message
 
 FLAG_FOR_FIELD = {
     "key": "--key",
@@ -54,7 +54,9 @@ def parse_line(value: str) -> OrderLine:
     try:
         return OrderLine(sku=sku, qty=quantity)
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {readable_message(e)}" for e in error.errors()
+        )
         raise ValueError(f"--line {value!r}: {problems}") from None
 
 
@@ -68,7 +70,7 @@ def describe_for_flags(error: ValidationError) -> str:
             flag = f"--line #{int(location[1]) + 1}" + (
                 f" {location[2]}" if len(location) > 2 else ""
             )
-        parts.append(f"{flag}: {item['msg']}")
+        parts.append(f"{flag}: {readable_message(item)}")
     return "; ".join(parts)
 
 
