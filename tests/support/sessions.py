@@ -11,7 +11,7 @@ _BLOCKED_BY = text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_bl
 # The executor's last statement before its `before_commit` failpoint is the ledger UPDATE.
 _ABOUT_TO_COMMIT = text(
     "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' "
-    "AND query LIKE 'UPDATE command_ledger%'"
+    "AND ltrim(query, E' \\n') LIKE 'UPDATE command_ledger%'"
 )
 
 

@@ -1,4 +1,11 @@
-"""Repositories: the queries the handlers run, each inside the unit of work's session."""
+"""The ledger, product and order repositories: hand-written SQL on the hot paths.
+
+Every command touches the ledger and most touch orders and stock, so these
+repositories skip the ORM (see sql.py) and load/save the plain domain objects
+themselves. Rows they update are locked first (`FOR UPDATE`); orders and products
+still carry a `version` that every update checks and bumps, so a write based on a
+stale read fails loudly (`StaleVersion`, transient) instead of overwriting.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +13,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.orm import Session, contains_eager
+from psycopg.types.json import Jsonb
 
-from worker.adapters import tables
-from worker.domain.orders import Order, Product, StockLevel, StockMovement
+from worker.adapters.errors import TransientError
+from worker.adapters.sql import Sql
+from worker.domain.orders import Order, OrderItem, Product, StockLevel, StockMovement
+
+
+class StaleVersion(TransientError):
+    """An update matched no row at the version that was read."""
 
 
 @dataclass(frozen=True)
@@ -26,46 +36,53 @@ class LedgerEntry:
     reason: str | None
 
 
+_LEDGER_COLUMNS = "idempotency_key, command_type, fingerprint, status, result, reason"
+
+# Claim the key, or (same statement) read the committed row that holds it. The read
+# uses the statement's snapshot, so a row committed while the insert waited on the
+# unique index is not in it; `claim` then reads it with a second statement.
+_CLAIM = f"""
+    WITH claimed AS (
+        INSERT INTO command_ledger (idempotency_key, command_type, fingerprint, status)
+        VALUES (%(key)s, %(type)s, %(fingerprint)s, 'processing')
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id
+    )
+    SELECT true, NULL, NULL, NULL, NULL, NULL, NULL FROM claimed
+    UNION ALL
+    SELECT false, {_LEDGER_COLUMNS} FROM command_ledger
+    WHERE idempotency_key = %(key)s AND NOT EXISTS (SELECT 1 FROM claimed)
+"""
+_FIND = f"SELECT {_LEDGER_COLUMNS} FROM command_ledger WHERE idempotency_key = %s"
+_RECORD = """
+    UPDATE command_ledger
+    SET status = %s, result = %s, reason = %s, attempts = %s, completed_at = now()
+    WHERE idempotency_key = %s
+"""
+
+
 class LedgerRepository:
     """Claims idempotency keys and records their outcome."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, sql: Sql) -> None:
+        self.sql = sql
 
     def claim(self, key: str, command_type: str, fingerprint: str) -> LedgerEntry | None:
         """Insert the key's ledger row; return the existing entry if another got there first.
 
         If a concurrent transaction holds the same key uncommitted, the insert waits on
         the unique index until that transaction ends, then either claims the key (it
-        rolled back) or sees its committed outcome.
+        rolled back) or finds its committed outcome.
         """
-        claimed = self.session.execute(
-            pg_insert(tables.command_ledger)
-            .values(
-                idempotency_key=key,
-                command_type=command_type,
-                fingerprint=fingerprint,
-                status="processing",
-            )
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(tables.command_ledger.c.id)
-        ).scalar()
-        if claimed is not None:
+        row = self.sql.one(_CLAIM, {"key": key, "type": command_type, "fingerprint": fingerprint})
+        if row is not None and row[0]:
             return None
-        return self.find(key)
+        if row is not None:
+            return LedgerEntry(*row[1:])
+        return self.find(key)  # committed while we waited: outside the first snapshot
 
     def find(self, key: str) -> LedgerEntry | None:
-        ledger = tables.command_ledger
-        row = self.session.execute(
-            select(
-                ledger.c.idempotency_key,
-                ledger.c.command_type,
-                ledger.c.fingerprint,
-                ledger.c.status,
-                ledger.c.result,
-                ledger.c.reason,
-            ).where(ledger.c.idempotency_key == key)
-        ).one_or_none()
+        row = self.sql.one(_FIND, (key,))
         return LedgerEntry(*row) if row else None
 
     def record(
@@ -76,49 +93,68 @@ class LedgerRepository:
         reason: str | None,
         attempts: int,
     ) -> None:
-        ledger = tables.command_ledger
-        self.session.execute(
-            update(ledger)
-            .where(ledger.c.idempotency_key == key)
-            .values(
-                status=status,
-                result=result,
-                reason=reason,
-                attempts=max(attempts, 1),
-                completed_at=func.now(),
-            )
-        )
+        result_json = Jsonb(result) if result is not None else None
+        self.sql.execute(_RECORD, (status, result_json, reason, max(attempts, 1), key))
+
+
+# -- products and stock -------------------------------------------------------------------
+
+# One global lock order, product id ascending, so two orders can never deadlock.
+_LOCK_BY_SKUS = """
+    SELECT p.id, p.sku, p.name, p.price_cents, p.version, s.on_hand, s.reserved
+    FROM products p JOIN stock_levels s ON s.product_id = p.id
+    WHERE p.sku = ANY(%s)
+    ORDER BY p.id
+    FOR UPDATE OF s
+"""
+_LOCK_STOCK = """
+    SELECT product_id, on_hand, reserved FROM stock_levels
+    WHERE product_id = ANY(%s) ORDER BY product_id FOR UPDATE
+"""
+_CREATE_PRODUCT = """
+    WITH created AS (
+        INSERT INTO products (sku, name, price_cents) VALUES (%s, %s, %s)
+        ON CONFLICT (sku) DO NOTHING RETURNING id
+    )
+    INSERT INTO stock_levels (product_id) SELECT id FROM created RETURNING product_id
+"""
+_SAVE_PRODUCT = """
+    UPDATE products SET name = %s, price_cents = %s, version = version + 1, updated_at = now()
+    WHERE id = %s AND version = %s
+"""
+_SAVE_STOCK = """
+    UPDATE stock_levels SET on_hand = %s, reserved = %s, updated_at = now()
+    WHERE product_id = %s
+"""
+_ADD_MOVEMENT = """
+    INSERT INTO stock_movements
+        (product_id, order_id, on_hand_delta, reserved_delta, reason, command_key)
+    VALUES (%s, %s, %s, %s, %s, %s)
+"""
 
 
 class ProductRepository:
     """Products and their stock rows."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def _locked_with_stock(self):  # type: ignore[no-untyped-def]
-        return (
-            select(Product)
-            .join(Product.stock)
-            .options(contains_eager(Product.stock))
-            .order_by(tables.products.c.id)  # one global lock order: no deadlocks
-            .with_for_update(of=tables.stock_levels)
-        )
+    def __init__(self, sql: Sql) -> None:
+        self.sql = sql
 
     def lock_by_skus(self, skus: Iterable[str]) -> dict[str, Product]:
         """Products for `skus` with their stock rows locked `FOR UPDATE`, in id order."""
-        query = self._locked_with_stock().where(tables.products.c.sku.in_(list(skus)))
-        return {product.sku: product for product in self.session.scalars(query)}
+        found = {}
+        for pid, sku, name, price, version, on_hand, reserved in self.sql.all(
+            _LOCK_BY_SKUS, (list(skus),)
+        ):
+            product = Product(sku, name, price)
+            product.id, product.version = pid, version
+            product.stock = StockLevel(pid, on_hand, reserved)
+            found[sku] = product
+        return found
 
     def lock_stock(self, product_ids: Iterable[int]) -> dict[int, StockLevel]:
         """Stock rows of `product_ids`, locked `FOR UPDATE` in id order."""
-        query = (
-            select(StockLevel)
-            .where(tables.stock_levels.c.product_id.in_(list(product_ids)))
-            .order_by(tables.stock_levels.c.product_id)
-            .with_for_update()
-        )
-        return {stock.product_id: stock for stock in self.session.scalars(query)}
+        rows = self.sql.all(_LOCK_STOCK, (sorted(set(product_ids)),))
+        return {pid: StockLevel(pid, on_hand, reserved) for pid, on_hand, reserved in rows}
 
     def ensure(self, sku: str, name: str, price_cents: int) -> tuple[Product, bool]:
         """The product for `sku`, locked, created with empty stock if it did not exist.
@@ -126,40 +162,111 @@ class ProductRepository:
         `INSERT … ON CONFLICT DO NOTHING` makes two concurrent creations of one SKU
         safe: the second waits for the first and then finds its row.
         """
-        new_id = self.session.execute(
-            pg_insert(tables.products)
-            .values(sku=sku, name=name, price_cents=price_cents)
-            .on_conflict_do_nothing(index_elements=["sku"])
-            .returning(tables.products.c.id)
-        ).scalar()
-        if new_id is not None:
-            self.session.execute(insert(tables.stock_levels).values(product_id=new_id))
-        product = self.lock_by_skus([sku])[sku]
-        return product, new_id is not None
+        created = self.sql.one(_CREATE_PRODUCT, (sku, name, price_cents)) is not None
+        return self.lock_by_skus([sku])[sku], created
+
+    def save(self, product: Product) -> None:
+        touched = self.sql.execute(
+            _SAVE_PRODUCT, (product.name, product.price_cents, product.id, product.version)
+        )
+        if touched != 1:
+            raise StaleVersion(f"product {product.sku} changed since it was read")
+        product.version += 1
+
+    def save_stock(self, levels: Iterable[StockLevel]) -> None:
+        self.sql.executemany(_SAVE_STOCK, [(s.on_hand, s.reserved, s.product_id) for s in levels])
 
     def add_movements(self, movements: Iterable[StockMovement]) -> None:
-        self.session.add_all(list(movements))
+        self.sql.executemany(
+            _ADD_MOVEMENT,
+            [
+                (
+                    m.product_id,
+                    m.order.id if m.order is not None else None,
+                    m.on_hand_delta,
+                    m.reserved_delta,
+                    str(m.reason),
+                    m.command_key,
+                )
+                for m in movements
+            ],
+        )
+
+
+# -- orders -------------------------------------------------------------------------------
+
+_ADD_ORDER = """
+    INSERT INTO orders (idempotency_key, customer_ref, status, total_cents)
+    VALUES (%s, %s, %s, %s) RETURNING id, order_number, version, created_at
+"""
+_ADD_ITEM = """
+    INSERT INTO order_items
+        (order_id, product_id, sku, qty, unit_price_cents, line_total_cents)
+    VALUES (%s, %s, %s, %s, %s, %s)
+"""
+_ORDER_COLUMNS = (
+    "id, order_number, idempotency_key, customer_ref, status, total_cents, version, created_at"
+)
+_LOCK_ORDER = f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_number = %s FOR UPDATE"
+_ORDER_BY_KEY = f"SELECT {_ORDER_COLUMNS} FROM orders WHERE idempotency_key = %s"
+_ITEMS = """
+    SELECT product_id, sku, qty, unit_price_cents FROM order_items
+    WHERE order_id = %s ORDER BY id
+"""
+_SAVE_ORDER = """
+    UPDATE orders SET status = %s, version = version + 1, updated_at = now()
+    WHERE id = %s AND version = %s
+"""
 
 
 class OrderRepository:
     """Orders, looked up by their human-readable number."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, sql: Sql) -> None:
+        self.sql = sql
 
     def add(self, order: Order) -> None:
-        self.session.add(order)
+        """Insert the order and its lines; the order number comes from the sequence."""
+        row = self.sql.one(
+            _ADD_ORDER,
+            (order.idempotency_key, order.customer_ref, str(order.status), order.total_cents),
+        )
+        assert row is not None
+        order.id, order.order_number, order.version, order.created_at = row
+        self.sql.executemany(
+            _ADD_ITEM,
+            [
+                (order.id, i.product_id, i.sku, i.qty, i.unit_price_cents, i.line_total_cents)
+                for i in order.items
+            ],
+        )
+
+    def save(self, order: Order) -> None:
+        touched = self.sql.execute(_SAVE_ORDER, (str(order.status), order.id, order.version))
+        if touched != 1:
+            raise StaleVersion(f"order {order.order_number} changed since it was read")
+        order.version += 1
 
     def lock_by_number(self, order_number: str) -> Order | None:
         """The order with `order_number`, its row locked so transitions serialize."""
-        query = (
-            select(Order)
-            .where(tables.orders.c.order_number == order_number)
-            .with_for_update(of=tables.orders)
-        )
-        return self.session.scalars(query).one_or_none()
+        return self._load(_LOCK_ORDER, order_number)
 
     def by_idempotency_key(self, key: str) -> Order | None:
         """The order created by the command with idempotency key `key`, if any."""
-        query = select(Order).where(tables.orders.c.idempotency_key == key)
-        return self.session.scalars(query).one_or_none()
+        return self._load(_ORDER_BY_KEY, key)
+
+    def _load(self, query: str, value: str) -> Order | None:
+        row = self.sql.one(query, (value,))
+        if row is None:
+            return None
+        order_id, number, key, customer, status, total, version, created_at = row
+        items = [OrderItem(*item) for item in self.sql.all(_ITEMS, (order_id,))]
+        order = Order(key, customer, items)
+        order.id, order.order_number, order.version, order.created_at = (
+            order_id,
+            number,
+            version,
+            created_at,
+        )
+        order.status, order.total_cents = status, total
+        return order

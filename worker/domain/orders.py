@@ -8,6 +8,7 @@ with a `StockMovement`, so stock always reconciles with its movement history.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from enum import StrEnum
 
 from worker.domain.errors import (
@@ -44,6 +45,7 @@ class Product:
     """A sellable item; its price is in integer minor units (cents)."""
 
     id: int
+    version: int
     stock: StockLevel
 
     def __init__(self, sku: str, name: str, price_cents: int) -> None:
@@ -127,7 +129,10 @@ class OrderItem:
 class Order:
     """A customer's order; its status only moves along `ALLOWED_TRANSITIONS`."""
 
+    id: int
     order_number: str
+    version: int
+    created_at: datetime
 
     def __init__(self, idempotency_key: str, customer_ref: str, items: list[OrderItem]) -> None:
         self.idempotency_key = idempotency_key

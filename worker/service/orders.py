@@ -17,7 +17,7 @@ from producers.commands import (
     UpsertProduct,
 )
 from worker.domain.errors import OrderNotFound, UnknownSku
-from worker.domain.orders import Order, place_order
+from worker.domain.orders import Order, StockLevel, StockMovement, place_order
 from worker.service.context import CommandContext
 from worker.service.unit_of_work import UnitOfWork
 
@@ -25,6 +25,8 @@ from worker.service.unit_of_work import UnitOfWork
 def upsert_product(command: UpsertProduct, uow: UnitOfWork, ctx: CommandContext) -> dict[str, Any]:
     product, created = uow.products.ensure(command.sku, command.name, command.price_cents)
     changed = created or product.update(command.name, command.price_cents)
+    if changed and not created:
+        uow.products.save(product)
     return {"sku": product.sku, "created": created, "changed": changed}
 
 
@@ -34,7 +36,10 @@ def restock_product(
     product = uow.products.lock_by_skus([command.sku]).get(command.sku)
     if product is None:
         raise UnknownSku(f"unknown sku: {command.sku}", skus=[command.sku])
-    uow.products.add_movements([product.stock.receive(command.qty, command.key)])
+    movement = product.stock.receive(command.qty, command.key)
+    with uow.batched():
+        uow.products.save_stock([product.stock])
+        uow.products.add_movements([movement])
     return {
         "sku": product.sku,
         "on_hand": product.stock.on_hand,
@@ -53,9 +58,10 @@ def place_order_handler(
         [(line.sku, line.qty) for line in command.lines],
         catalogue,
     )
-    uow.orders.add(order)
-    uow.products.add_movements(movements)
-    uow.flush()  # the order number comes from the database sequence
+    uow.orders.add(order)  # the order number comes from the database sequence
+    with uow.batched():
+        uow.products.save_stock(product.stock for product in catalogue.values())
+        uow.products.add_movements(movements)
     return {
         "order_number": order.order_number,
         "total_cents": order.total_cents,
@@ -70,6 +76,18 @@ def _locked_order(uow: UnitOfWork, order_number: str) -> Order:
     return order
 
 
+def _save_transition(
+    uow: UnitOfWork,
+    order: Order,
+    stock: dict[int, StockLevel],
+    movements: list[StockMovement],
+) -> None:
+    uow.orders.save(order)
+    with uow.batched():
+        uow.products.save_stock(stock.values())
+        uow.products.add_movements(movements)
+
+
 def _order_result(order: Order) -> dict[str, Any]:
     return {"order_number": order.order_number, "status": str(order.status)}
 
@@ -79,13 +97,14 @@ def confirm_payment(
 ) -> dict[str, Any]:
     order = _locked_order(uow, command.order_number)
     order.confirm_payment()
+    uow.orders.save(order)
     return _order_result(order)
 
 
 def ship_order(command: ShipOrder, uow: UnitOfWork, ctx: CommandContext) -> dict[str, Any]:
     order = _locked_order(uow, command.order_number)
     stock = uow.products.lock_stock(order.product_ids())
-    uow.products.add_movements(order.ship(stock, command.key))
+    _save_transition(uow, order, stock, order.ship(stock, command.key))
     return _order_result(order)
 
 
@@ -96,7 +115,7 @@ def cancel_order(command: CancelOrder, uow: UnitOfWork, ctx: CommandContext) -> 
         movements = order.expire_unpaid(stock, command.key)
     else:
         movements = order.cancel(stock, command.key)
-    uow.products.add_movements(movements)
+    _save_transition(uow, order, stock, movements)
     return {**_order_result(order), "cancel_reason": command.reason}
 
 

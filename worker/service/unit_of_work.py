@@ -6,7 +6,8 @@ anywhere in a handler leaves no trace in the database.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Self
 
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
@@ -20,6 +21,7 @@ from worker.adapters.loan_repositories import (
     WorkRepository,
 )
 from worker.adapters.repositories import LedgerRepository, OrderRepository, ProductRepository
+from worker.adapters.sql import Sql
 
 
 class UnitOfWork:
@@ -40,9 +42,10 @@ class UnitOfWork:
 
     def __enter__(self) -> Self:
         self.session = self._session_factory()
-        self.ledger = LedgerRepository(self.session)
-        self.products = ProductRepository(self.session)
-        self.orders = OrderRepository(self.session)
+        self.sql = Sql(self.session)
+        self.ledger = LedgerRepository(self.sql)
+        self.products = ProductRepository(self.sql)
+        self.orders = OrderRepository(self.sql)
         self.clock = LibraryClock(self.session)
         self.members = MemberRepository(self.session)
         self.works = WorkRepository(self.session)
@@ -57,9 +60,19 @@ class UnitOfWork:
         finally:
             self.session.close()
 
-    def savepoint(self) -> AbstractContextManager[SessionTransaction]:
+    @contextmanager
+    def savepoint(self) -> Iterator[SessionTransaction]:
         """A nested transaction: a business rejection undoes only the handler's work."""
-        return self.session.begin_nested()
+        nested = self.session.begin_nested()
+        # Emit the SAVEPOINT now: the hand-written SQL does not pass through the session,
+        # which would otherwise only send it with its own next statement.
+        self.session.connection()
+        with nested:
+            yield nested
+
+    def batched(self) -> AbstractContextManager[None]:
+        """Writes inside go to the server in one round trip (errors surface at the end)."""
+        return self.sql.pipeline()
 
     def flush(self) -> None:
         """Send pending changes (server-generated values become readable)."""
