@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from producers.cli import ops
+from producers.cli import ops, stack
 from producers.cli.publish import publish_app, publish_file
 from producers.cli.status import status
 
@@ -22,6 +22,8 @@ app.command("migrate")(ops.migrate)
 app.command("worker")(ops.worker)
 app.command("beat")(ops.beat)
 app.command("flower")(ops.flower)
+app.command("up")(stack.up)
+app.command("down")(stack.down)
 
 
 def main() -> None:

@@ -91,32 +91,44 @@ def worker(
     )
 
 
-def beat(loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO") -> None:
+def beat(
+    loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
+    schedule: Annotated[
+        str | None,
+        typer.Option("--schedule", help="Beat's state file (default: celerybeat-schedule)."),
+    ] = None,
+) -> None:
     """Start Celery beat, the maintenance scheduler (run exactly one)."""
     settings = settings_or_fail()
     announce_targets(settings)
     from worker.entrypoints.celery_app import app
 
-    app.start(["beat", f"--loglevel={loglevel}"])
+    arguments = ["beat", f"--loglevel={loglevel}"]
+    if schedule:
+        arguments.append(f"--schedule={schedule}")
+    app.start(arguments)
 
 
 def flower(
     port: Annotated[int, typer.Option("--port")] = 5555,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Interface to listen on (default: all).")
+    ] = None,
     dev: Annotated[
         bool, typer.Option("--dev", help="Local development: allow running without credentials.")
     ] = False,
 ) -> None:
     """Start Flower. Requires FLOWER_BASIC_AUTH=user:password unless --dev."""
-    import os
-
     settings = settings_or_fail()
     announce_targets(settings)
-    credentials = os.environ.get("FLOWER_BASIC_AUTH", "")
+    credentials = settings.flower_basic_auth or ""
     if not credentials and not dev:
         fail("Flower needs FLOWER_BASIC_AUTH=user:password (or --dev on a local machine)")
     from worker.entrypoints.celery_app import app
 
     arguments = ["flower", f"--port={port}"]
+    if address is not None:
+        arguments.append(f"--address={address}")
     if credentials:
         arguments.append(f"--basic-auth={credentials}")
     app.start(arguments)
