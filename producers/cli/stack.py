@@ -10,6 +10,7 @@ import secrets
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +21,6 @@ from producers.cli.console import announce_targets, console, err_console, fail, 
 from producers.cli.ops import PROJECT_ROOT, ensure_database_exists, upgrade_to_head
 from producers.cli.supervisor import Child, Supervisor
 from producers.embedded.processes import LockHeld, locked
-from producers.settings import Settings
 
 FLOWER_USER = "orderq"
 
@@ -90,7 +90,7 @@ def _migrate(database_url: str) -> None:
     console.print(f"database is at revision [bold]{revision}[/] (head)")
 
 
-def _children(settings: Settings, data_dir: Path, concurrency: int, port: int, auth: str):
+def _children(data_dir: Path, concurrency: int, port: int, auth: str):
     return [
         Child("worker", _orderq("worker", f"--concurrency={concurrency}"), ready_text=" ready."),
         Child(
@@ -136,11 +136,18 @@ def up(
         _stop_leftovers(data_dir)
         database_url, _ = announce_targets(settings)
         _migrate(database_url)
+        generated = not settings.flower_basic_auth
         auth = settings.flower_basic_auth or f"{FLOWER_USER}:{secrets.token_urlsafe(12)}"
         supervisor = Supervisor(
-            _children(settings, data_dir, concurrency, flower_port, auth), cwd=str(PROJECT_ROOT)
+            _children(data_dir, concurrency, flower_port, auth), cwd=str(PROJECT_ROOT)
         )
-        code = _run(supervisor, data_dir, flower_port, auth, ready_timeout)
+        code = _run(
+            supervisor,
+            data_dir,
+            flower_port,
+            ready_timeout,
+            lambda: _say_ready(flower_port, auth, generated),
+        )
         _state_file(data_dir).unlink(missing_ok=True)
         if settings.uses_embedded_servers:
             console.print(
@@ -151,43 +158,47 @@ def up(
         raise typer.Exit(code)
 
 
-def _run(supervisor: Supervisor, data_dir: Path, port: int, auth: str, timeout: float) -> int:
+def _run(
+    supervisor: Supervisor, data_dir: Path, port: int, timeout: float, say_ready: Callable[[], None]
+) -> int:
+    """Run the children until a signal (exit 0), a child exits or start-up times out (1)."""
+    problem = None
     with supervisor.signals_stop():
         supervisor.start()
         try:
             _record_children(data_dir, supervisor.children)
             exited = supervisor.wait_ready(timeout, extra=lambda: _listening(port))
             if exited is None and not supervisor.stopping.is_set():
-                _say_ready(port, auth)
+                say_ready()
                 exited = supervisor.wait_for_stop_or_exit()
+            if exited is not None:
+                assert exited.process is not None
+                problem = f"{exited.name} exited with code {exited.process.returncode}"
         except TimeoutError as error:
-            err_console.print(f"[bold red]error:[/] {error}; stopping")
-            exited = None
-            supervisor.stopping.set()
+            problem = str(error)
         finally:
             console.print("stopping worker, beat and flower …")
             supervisor.stop()
-    if exited is not None:
-        assert exited.process is not None
-        err_console.print(
-            f"[bold red]error:[/] {exited.name} exited with code {exited.process.returncode}; "
-            "the others were stopped",
-            highlight=False,
-        )
+    if problem:
+        err_console.print(f"[bold red]error:[/] {problem}; the others were stopped")
         return 1
     console.print("stopped worker, beat and flower")
-    return 0 if supervisor.stopping.is_set() else 1
+    return 0
 
 
-def _say_ready(port: int, auth: str) -> None:
+def _say_ready(port: int, auth: str, generated: bool) -> None:
     user, _, password = auth.partition(":")
+    login = (
+        f"user [bold]{user}[/] · password [bold]{password}[/] (development credentials)"
+        if generated
+        else f"user [bold]{user}[/] (credentials from FLOWER_BASIC_AUTH)"
+    )
     console.print(
         Panel.fit(
-            f"[bold green]orderq is up[/]: worker, beat and Flower are running\n"
-            f"Flower   http://127.0.0.1:{port}   user [bold]{user}[/]  "
-            f"password [bold]{password}[/]  (development credentials)\n"
-            "publish:  orderq publish place-order --key k1 --customer c1 --line SKU:1\n"
-            "demo:     orderq demo      ·  stop: Ctrl-C",
+            "[bold green]orderq is up[/]: worker, beat and Flower are running\n"
+            f"Flower: http://127.0.0.1:{port}\n"
+            f"  {login}\n"
+            "try: orderq demo · orderq publish --help · stop: Ctrl-C",
             title="orderq up",
         ),
         highlight=False,
