@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from producers.cli import ops, stack
+from producers.cli import demo, ops, stack
 from producers.cli.publish import publish_app, publish_file
 from producers.cli.status import status
 
@@ -24,6 +24,7 @@ app.command("beat")(ops.beat)
 app.command("flower")(ops.flower)
 app.command("up")(stack.up)
 app.command("down")(stack.down)
+app.command("demo")(demo.demo)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from producers.embedded.processes import LockHeld, locked
 FLOWER_USER = "orderq"
 
 
-def _orderq(*arguments: str) -> list[str]:
+def orderq_command(*arguments: str) -> list[str]:
     """The `orderq` command line, run by this same Python (no console script needed)."""
     return [sys.executable, "-m", "producers.cli", *arguments]
 
@@ -81,7 +81,7 @@ def _listening(port: int) -> bool:
     return False
 
 
-def _migrate(database_url: str) -> None:
+def migrate_or_fail(database_url: str) -> None:
     try:
         ensure_database_exists(database_url)
         revision = upgrade_to_head(database_url)
@@ -92,15 +92,17 @@ def _migrate(database_url: str) -> None:
 
 def _children(data_dir: Path, concurrency: int, port: int, auth: str):
     return [
-        Child("worker", _orderq("worker", f"--concurrency={concurrency}"), ready_text=" ready."),
+        Child(
+            "worker", orderq_command("worker", f"--concurrency={concurrency}"), ready_text=" ready."
+        ),
         Child(
             "beat",
-            _orderq("beat", f"--schedule={data_dir / 'celerybeat-schedule'}"),
+            orderq_command("beat", f"--schedule={data_dir / 'celerybeat-schedule'}"),
             ready_text="beat: Starting",
         ),
         Child(
             "flower",
-            _orderq("flower", f"--port={port}", "--address=127.0.0.1"),
+            orderq_command("flower", f"--port={port}", "--address=127.0.0.1"),
             ready_text="Visit me at",
             env={"FLOWER_BASIC_AUTH": auth},
         ),
@@ -135,7 +137,7 @@ def up(
             fail(f"{held} for the data folder {data_dir}: stop it first (Ctrl-C there)", code=1)
         _stop_leftovers(data_dir)
         database_url, _ = announce_targets(settings)
-        _migrate(database_url)
+        migrate_or_fail(database_url)
         generated = not settings.flower_basic_auth
         auth = settings.flower_basic_auth or f"{FLOWER_USER}:{secrets.token_urlsafe(12)}"
         supervisor = Supervisor(

@@ -51,6 +51,7 @@ class Child:
     argv: Sequence[str]
     ready_text: str
     env: dict[str, str] = field(default_factory=dict)
+    quiet: bool = False  # keep its output (for errors) instead of printing it
     process: subprocess.Popen[bytes] | None = None
     ready: threading.Event = field(default_factory=threading.Event)
     output: list[str] = field(default_factory=list)
@@ -106,7 +107,8 @@ class Supervisor:
             del child.output[:-200]
             if child.ready_text in line:
                 child.ready.set()
-            console.print(prefix + escape(line), highlight=False, soft_wrap=True)
+            if not child.quiet:
+                console.print(prefix + escape(line), highlight=False, soft_wrap=True)
 
     def wait_ready(self, timeout: float, extra: Callable[[], bool] = lambda: True) -> Child | None:
         """Wait until every child logged its ready line and `extra()` holds; return a
