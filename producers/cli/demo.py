@@ -53,10 +53,10 @@ def _run_waves(
 ) -> str | None:
     """Publish every wave and wait for the workers; the problem, if one stopped us."""
     columns = (
-        TextColumn("{task.description:<48}"),
-        BarColumn(),
+        TextColumn("{task.description:<40}"),
+        BarColumn(bar_width=16),
         MofNCompleteColumn(),
-        TextColumn("processed · sent {task.fields[sent]}"),
+        TextColumn("done · {task.fields[sent]:>2} sent"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=err_console) as progress:

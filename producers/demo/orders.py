@@ -66,13 +66,13 @@ class OrdersScenario:
 
     def waves(self) -> Sequence[Wave]:
         return [
-            Wave("catalog (each upsert published twice)", self._catalog),
+            Wave("catalog (upserts sent twice)", self._catalog),
             Wave("stock arrives", self._stock),
             Wave(f"{CUSTOMERS} customers race for scarce stock", self._burst),
-            Wave("payments (each webhook delivered twice)", self._payments),
+            Wave("payments (webhooks sent twice)", self._payments),
             Wave("ship two, cancel two", self._ship_and_cancel),
             Wave(f"{LATE_LAMPS} more lamps arrive", self._late_stock),
-            Wave("late retries, a reused key, invalid messages", self._retries_and_mistakes),
+            Wave("late retries, reused keys, bad messages", self._retries_and_mistakes),
         ]
 
     def _catalog(self, _: Connection) -> list[Delivery]:
