@@ -102,7 +102,7 @@ def _run_wave(
     return None
 
 
-def _render(scenario: Scenario, engine: Engine, run: DemoRun) -> list[Check]:
+def _render(scenario: Scenario, engine: Engine) -> list[Check]:
     with engine.connect() as connection:
         rows = scenario.summary(connection)
         checks = list(scenario.checks(connection))
@@ -167,11 +167,14 @@ def demo(
         if supervisor is not None:
             with supervisor.signals_stop():
                 supervisor.start()
-                problem = _start_worker(supervisor, timeout)
-                stop = supervisor.stopping
-                if problem is None:
-                    problem, failed = _play(run, engine, broadcaster, timeout, stop)
-                supervisor.stop()
+                try:
+                    problem = _start_worker(supervisor, timeout)
+                    if problem is None:
+                        problem, failed = _play(
+                            run, engine, broadcaster, timeout, supervisor.stopping
+                        )
+                finally:
+                    supervisor.stop()
         else:
             problem, failed = _play(run, engine, broadcaster, timeout, stop)
     finally:
@@ -204,5 +207,5 @@ def _play(
         problem = _run_waves(scenario, engine, broadcaster, timeout, stop)
         if problem:
             return problem, failed
-        failed += [check for check in _render(scenario, engine, run) if not check.passed]
+        failed += [check for check in _render(scenario, engine) if not check.passed]
     return None, failed

@@ -16,6 +16,7 @@ from producers.commands import (
     OrderLine,
     PlaceOrder,
     RestockProduct,
+    ShipOrder,
     UpsertProduct,
 )
 from producers.demo.scenario import Check, DemoRun, Row
@@ -122,8 +123,6 @@ class OrdersScenario:
         return [Delivery.of(c) for c in commands for _ in range(2)]
 
     def _ship_and_cancel(self, connection: Connection) -> list[Delivery]:
-        from producers.commands import ShipOrder
-
         ship = [
             ShipOrder(key=self.run.key(f"ship-{n}"), order_number=n)
             for n in self._orders(connection, "paid")[:2]
