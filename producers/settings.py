@@ -7,13 +7,26 @@ worker needs everything. Nothing else in orderq reads `os.environ`.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LOCAL_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/orderq"
-LOCAL_BROKER_URL = "redis://127.0.0.1:6379/0"
+if TYPE_CHECKING:
+    from producers.embedded import EmbeddedServers
+
+
+class ConfigurationError(ValueError):
+    """The settings cannot be used as they are (the message says what to change)."""
+
+
+def default_data_dir() -> Path:
+    """Where the embedded servers keep their data: the platform's per-user data folder
+    (~/.local/share/orderq on Linux, ~/Library/Application Support/orderq on macOS)."""
+    import platformdirs
+
+    return platformdirs.user_data_path("orderq")
 
 
 class Settings(BaseSettings):
@@ -34,6 +47,9 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("CELERY_BROKER_URL", "ORDERQ_BROKER_URL"),
     )
+
+    # -- embedded servers: used when neither URL above is set (see producers/embedded) --
+    data_dir: Path = Field(default_factory=default_data_dir)
 
     # -- queues -----------------------------------------------------------------------
     command_queue: str = "orderq.commands"
@@ -131,13 +147,38 @@ class Settings(BaseSettings):
     # -- testing only: deterministic fault injection, see worker/service/failpoints.py ----
     failpoints: str = ""
 
+    @property
+    def uses_embedded_servers(self) -> bool:
+        """True when no URL is configured: orderq runs its own PostgreSQL and Redis."""
+        return self.database_url is None and self.broker_url is None
+
+    def embedded_servers(self) -> EmbeddedServers:
+        """The embedded PostgreSQL and Redis under `data_dir`, started if not running.
+
+        Only for the unconfigured case: setting one URL but not the other is refused,
+        so orderq never mixes a real server with an embedded one by accident.
+        """
+        if not self.uses_embedded_servers:
+            given, missing = (
+                ("DATABASE_URL", "CELERY_BROKER_URL")
+                if self.database_url
+                else ("CELERY_BROKER_URL", "DATABASE_URL")
+            )
+            raise ConfigurationError(
+                f"{given} is set but {missing} is not: set both to use your own servers, "
+                "or neither to use the embedded ones"
+            )
+        from producers.embedded import ensure_running
+
+        return ensure_running(self.data_dir)
+
     def resolved_database_url(self) -> str:
-        """The database to use: the configured one, else the local default."""
-        return self.database_url or LOCAL_DATABASE_URL
+        """The database to use: the configured one, else the embedded server's."""
+        return self.database_url or self.embedded_servers().database_url
 
     def resolved_broker_url(self) -> str:
-        """The broker to use: the configured one, else the local default."""
-        return self.broker_url or LOCAL_BROKER_URL
+        """The broker to use: the configured one, else the embedded Redis."""
+        return self.broker_url or self.embedded_servers().broker_url
 
 
 @lru_cache(maxsize=1)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.environment import TEST_DATABASE_URL, configure_environment
+from tests.support.environment import SERVERS, TEST_DATABASE_URL, configure_environment
 
 configure_environment()
 
@@ -15,7 +15,25 @@ from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
 from producers.settings import Settings, get_settings  # noqa: E402
 from tests.support.database import prepare_database  # noqa: E402
+from tests.support.extensions import skip_without_extensions  # noqa: E402
 from tests.support.workers import WorkerProcess  # noqa: E402
+
+
+def pytest_report_header() -> list[str]:
+    return SERVERS.describe()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for line in SERVERS.describe():
+        terminalreporter.write_line(line)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """`@pytest.mark.requires_extension("pg_trgm")`: skip, saying why, where the test
+    database lacks the extension (the embedded PostgreSQL has no contrib ones)."""
+    marker = item.get_closest_marker("requires_extension")
+    if marker is not None:
+        skip_without_extensions(TEST_DATABASE_URL, marker.args)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from producers.cli import ops
+from producers.cli import demo, ops, stack
 from producers.cli import publish_loans as _loans  # noqa: F401  (adds loan subcommands)
 from producers.cli.db import db_app
 from producers.cli.flower import flower
@@ -32,6 +32,9 @@ app.command("flower")(flower)
 app.command("health")(health)
 app.add_typer(db_app, name="db")
 app.add_typer(maintenance_app, name="maintenance")
+app.command("up")(stack.up)
+app.command("down")(stack.down)
+app.command("demo")(demo.demo)
 
 
 def main() -> None:

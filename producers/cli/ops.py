@@ -91,10 +91,19 @@ def worker(
     )
 
 
-def beat(loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO") -> None:
+def beat(
+    loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
+    schedule: Annotated[
+        str | None,
+        typer.Option("--schedule", help="Beat's state file (default: celerybeat-schedule)."),
+    ] = None,
+) -> None:
     """Start Celery beat, the maintenance scheduler (run exactly one)."""
     settings = settings_or_fail()
     announce_targets(settings)
     from worker.entrypoints.celery_app import app
 
-    app.start(["beat", f"--loglevel={loglevel}"])
+    arguments = ["beat", f"--loglevel={loglevel}"]
+    if schedule:
+        arguments.append(f"--schedule={schedule}")
+    app.start(arguments)

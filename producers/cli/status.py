@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from producers.cli.console import console, fail, settings_or_fail
+from producers.cli.console import announce_targets, console, fail, settings_or_fail
 from producers.database import build_engine
 from producers.outcomes import CommandStatus, lookup, wait_for
 
@@ -47,6 +47,7 @@ def status(
     Exits 0 when it printed a status; with --wait, exits 1 if no final outcome came in time.
     """
     settings = settings_or_fail()
+    announce_targets(settings)
     engine = build_engine(settings, pool_size=1, max_overflow=0)
     try:
         current = wait_for(engine, key, wait) if wait else lookup(engine, key)

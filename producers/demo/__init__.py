@@ -1,0 +1,22 @@
+"""`orderq demo`: exactly-once at work, shown with numbers read from the database.
+
+The demo is a list of scenarios (`SCENARIOS`), each a series of waves of deliveries
+published concurrently, followed by a summary and invariant checks that are queries
+against the database — never counters kept by this script. Keys and SKUs carry the
+run's tag (`demo-<tag>-…`, `DEMO-<TAG>-…`), so runs never collide and each run's
+numbers can be read back on their own.
+
+Scenarios: `orders.OrdersScenario` (customers racing for scarce stock, duplicate
+publishes, a reused key with another payload, late retries of rejected orders,
+invalid messages). A loans scenario (checkouts racing for one copy, returns handing
+copies to reservations) plugs in the same way once the loan commands exist.
+"""
+
+from __future__ import annotations
+
+from producers.demo.orders import OrdersScenario
+from producers.demo.scenario import Check, DemoRun, Row, Scenario
+
+SCENARIOS = (OrdersScenario,)
+
+__all__ = ["SCENARIOS", "Check", "DemoRun", "OrdersScenario", "Row", "Scenario"]

@@ -1,0 +1,238 @@
+"""`orderq up` as a new user runs it: no URLs set, embedded servers in a fresh data
+folder; Ctrl-C (and SIGTERM) stop everything, SIGKILL leaves nothing that blocks the
+next start."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from base64 import b64encode
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from producers.embedded import stop
+from tests.support.embedded import clean_environment, postmasters, redis_servers, wait_until
+from tests.support.ids import unique
+from tests.support.workers import PROJECT_ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def orderq(data_dir: Path, *arguments: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """One `orderq` command in the new user's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "producers.cli", *arguments],
+        cwd=PROJECT_ROOT,
+        env=clean_environment(data_dir),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class Up:
+    """`orderq up` in the background, its output in a file."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.port = port
+        self.log = Path(tempfile.mkstemp(prefix="orderq-up-", suffix=".log")[1])
+        with self.log.open("wb") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "producers.cli", "up", f"--flower-port={port}"],
+                cwd=PROJECT_ROOT,
+                env=clean_environment(data_dir, COLUMNS="120"),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # the test can clean up its whole group if it fails
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 150) -> None:
+        ready = wait_until(
+            lambda: "orderq is up" in self.output() or self.process.poll() is not None,
+            timeout=timeout,
+            interval=0.2,
+        )
+        assert ready and self.process.poll() is None, f"not up:\n{self.output()[-4000:]}"
+
+    def descendants(self) -> list[psutil.Process]:
+        return psutil.Process(self.process.pid).children(recursive=True)
+
+    def flower_credentials(self) -> tuple[str, str]:
+        found = re.search(r"user (\S+) · password (\S+)", self.output())
+        assert found, self.output()[-2000:]
+        return found.group(1), found.group(2)
+
+    def cleanup(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    living = []
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                living.append(process)
+    return living
+
+
+def flower_status(port: int, credentials: tuple[str, str] | None) -> int:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/workers")
+    if credentials:
+        token = b64encode(":".join(credentials).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="orderq-up-test-"))
+    yield folder
+    stop(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def ups() -> Iterator[list[Up]]:
+    started: list[Up] = []
+    yield started
+    for up in started:
+        up.cleanup()
+
+
+def test_up_runs_the_stack_and_ctrl_c_stops_every_process(data_dir, ups):
+    up = Up(data_dir, free_port())
+    ups.append(up)
+    up.wait_ready()
+    processes = up.descendants()
+    names = " ".join(" ".join(p.cmdline()) for p in processes)
+    assert "producers.cli worker" in names and "producers.cli beat" in names
+    assert "producers.cli flower" in names
+    assert "producers.cli maintenance worker" in names
+    assert len(processes) >= 7  # worker + 2 pool processes, maintenance + 1, beat, flower
+
+    # Flower wants the printed development credentials.
+    assert flower_status(up.port, None) == 401
+    assert flower_status(up.port, up.flower_credentials()) == 200
+
+    # Separate `orderq` commands reach the same embedded servers as the stack's worker.
+    key, sku = unique("up-key"), unique("SKU")
+    published = orderq(
+        data_dir,
+        "publish",
+        "upsert-product",
+        f"--key={key}",
+        f"--sku={sku}",
+        "--name=Mug",
+        "--price=9.50",
+    )
+    assert published.returncode == 0, published.stderr
+    assert "embedded PostgreSQL" in published.stderr and "embedded Redis" in published.stderr
+    status = orderq(data_dir, "status", key, "--wait=60", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["status"] == "succeeded"
+
+    up.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+
+    assert up.process.wait(90) == 0, up.output()[-3000:]
+    assert wait_until(lambda: not alive(processes), timeout=10), alive(processes)
+    assert "stopped worker, maintenance, beat and flower" in up.output()
+    # The servers outlive `up` (the next command reuses them) until `orderq down`.
+    assert len(postmasters(data_dir)) == 1 and len(redis_servers(data_dir)) == 1
+    down = orderq(data_dir, "down")
+    assert down.returncode == 0, down.stderr
+    assert "stopped the embedded PostgreSQL" in down.stdout
+    assert not postmasters(data_dir) and not redis_servers(data_dir)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="relies on PR_SET_PDEATHSIG")
+def test_up_killed_with_sigkill_leaves_nothing_behind_and_starts_again(data_dir, ups):
+    first = Up(data_dir, free_port())
+    ups.append(first)
+    first.wait_ready()
+    orphans_to_be = first.descendants()
+
+    first.process.kill()
+    first.process.wait(10)
+
+    assert wait_until(lambda: not alive(orphans_to_be), timeout=60), alive(orphans_to_be)
+    second = Up(data_dir, free_port())
+    ups.append(second)
+    second.wait_ready()
+    assert len(postmasters(data_dir)) == 1
+    assert len(redis_servers(data_dir)) == 1
+
+    # Never two stacks on one data folder.
+    third = orderq(data_dir, "up", f"--flower-port={free_port()}")
+    assert third.returncode == 1
+    assert "orderq up is locked by another process" in third.stderr
+
+    processes = second.descendants()
+    second.process.send_signal(signal.SIGTERM)
+    assert second.process.wait(90) == 0, second.output()[-3000:]
+    assert wait_until(lambda: not alive(processes), timeout=10), alive(processes)
+
+
+def test_up_refuses_a_flower_port_in_use(data_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = orderq(data_dir, "up", f"--flower-port={port}")
+
+    assert result.returncode == 1
+    assert f"port {port} is in use" in result.stderr
+    assert not postmasters(data_dir)  # refused before starting anything
+
+
+def test_processes_left_by_a_killed_up_are_stopped_and_reused_pids_spared(data_dir):
+    from producers.cli.stack import _stop_leftovers
+
+    leftover = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True
+    )
+    process = psutil.Process(leftover.pid)
+    started = process.create_time()
+    state = {
+        "pid": 999_999,
+        "children": [
+            {"name": "worker", "pid": leftover.pid, "started": started},
+            # this pid now belongs to another program (the test itself): not ours to stop
+            {"name": "beat", "pid": os.getpid(), "started": 0.0},
+        ],
+    }
+    (data_dir / "up.json").write_text(json.dumps(state))
+
+    _stop_leftovers(data_dir)
+
+    assert wait_until(lambda: not alive([process]), timeout=10)
+    leftover.wait(10)  # (already reaped by the stopper, which waited for it)
+    assert not (data_dir / "up.json").exists()
