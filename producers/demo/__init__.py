@@ -8,15 +8,17 @@ numbers can be read back on their own.
 
 Scenarios: `orders.OrdersScenario` (customers racing for scarce stock, duplicate
 publishes, a reused key with another payload, late retries of rejected orders,
-invalid messages). A loans scenario (checkouts racing for one copy, returns handing
-copies to reservations) plugs in the same way once the loan commands exist.
+invalid messages) and `loans.LoansScenario` (members racing to borrow one copy, a
+renewal refused while others wait, a return handing the copy to the first in the
+queue).
 """
 
 from __future__ import annotations
 
+from producers.demo.loans import LoansScenario
 from producers.demo.orders import OrdersScenario
 from producers.demo.scenario import Check, DemoRun, Row, Scenario
 
-SCENARIOS = (OrdersScenario,)
+SCENARIOS = (OrdersScenario, LoansScenario)
 
-__all__ = ["SCENARIOS", "Check", "DemoRun", "OrdersScenario", "Row", "Scenario"]
+__all__ = ["SCENARIOS", "Check", "DemoRun", "LoansScenario", "OrdersScenario", "Row", "Scenario"]
