@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
-from producers.commands import CancelOrder, ConfirmPayment, RestockProduct, ShipOrder, UpsertProduct
+from producers.commands import RestockProduct, UpsertProduct
 from tests.support.ids import unique
-from tests.support.outcomes import await_outcome, movement_totals, scalar, stock_of
+from tests.support.outcomes import await_outcome, scalar, stock_of
 
 pytestmark = pytest.mark.e2e
 
