@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from producers.broker import broker_transport_options
 from producers.publisher import publish_retry_policy
 from producers.settings import Settings
 
@@ -28,12 +29,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         # Outcomes live in the command ledger; Celery's result backend is not used.
         "task_ignore_result": True,
-        "broker_transport_options": {
-            # Redis redelivers an unacked message after this long; it must exceed the
-            # longest task plus the longest retry countdown or a slow command would be
-            # handed to a second worker while the first still runs it.
-            "visibility_timeout": settings.redis_visibility_timeout_seconds,
-        },
+        "broker_transport_options": broker_transport_options(settings),
         # Hard limit kills a stuck child (its message is redelivered); the soft limit
         # comes first so the transaction can roll back cleanly.
         "task_time_limit": settings.task_time_limit_seconds,
@@ -53,4 +49,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
+        # Unknown task names become `rejected: invalid_command` instead of being
+        # discarded (see worker/entrypoints/consumer.py).
+        "worker_consumer": "worker.entrypoints.consumer:CommandConsumer",
     }

@@ -14,11 +14,14 @@ changes flushed, transaction still open).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
 
 from worker.adapters.errors import TransientError
+
+log = logging.getLogger(__name__)
 
 
 class InjectedFault(TransientError):
@@ -41,6 +44,14 @@ class Failpoint:
         )
 
     def fire(self, key: str) -> None:
+        # Tests read this line to find the process that is stuck at the failpoint.
+        log.warning(
+            "failpoint %s=%s fired for %s in pid %d",
+            self.point,
+            self.action + (f":{self.argument}" if self.argument else ""),
+            key,
+            os.getpid(),
+        )
         if self.action == "raise":
             raise InjectedFault(f"injected fault at {self.point} for {key}")
         if self.action == "exit":
