@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from producers.cli import ops
+from producers.cli.dead_letters import dead_letters_app
 from producers.cli.publish import publish_app, publish_file
 from producers.cli.status import status
 
@@ -18,6 +19,7 @@ app = typer.Typer(
 app.add_typer(publish_app, name="publish")
 app.command("publish-file")(publish_file)
 app.command("status")(status)
+app.add_typer(dead_letters_app, name="dead-letters")
 app.command("migrate")(ops.migrate)
 app.command("worker")(ops.worker)
 app.command("beat")(ops.beat)

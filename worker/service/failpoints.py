@@ -3,9 +3,11 @@
 Off unless `ORDERQ_FAILPOINTS` is set. The value is a `;`-separated list of
 `point=action[*times]@key-prefix` entries, for example
 
-    before_commit=raise*1@fp-          # first attempt of keys starting fp- fails
+    before_commit=raise*1@fp-          # first attempt of keys starting fp- fails (transient)
+    before_commit=bug@oops-            # an error the taxonomy does not know (unknown)
     after_lock=sleep:3@slow-           # hold the row locks for 3 s
-    before_commit=exit@poison-         # the worker process dies (like OOM/SIGKILL)
+    before_commit=kill@poison-         # the process is SIGKILLed (like the OOM killer)
+    before_commit=exit@crash-          # the process exits at once, status 70 (a crash)
 
 `*times` limits the action to the first N attempts of each key. Points: `after_claim`
 (ledger row claimed), `after_lock` (business rows locked), `before_commit` (all
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass
 
@@ -26,6 +29,13 @@ log = logging.getLogger(__name__)
 
 class InjectedFault(TransientError):
     """The failure a `raise` failpoint throws; transient so the command is retried."""
+
+
+class InjectedBug(RuntimeError):
+    """The failure a `bug` failpoint throws: an error the taxonomy does not know."""
+
+
+ACTIONS = frozenset({"raise", "bug", "kill", "exit", "sleep"})
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,10 @@ class Failpoint:
         )
         if self.action == "raise":
             raise InjectedFault(f"injected fault at {self.point} for {key}")
+        if self.action == "bug":
+            raise InjectedBug(f"injected bug at {self.point} for {key}")
+        if self.action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
         if self.action == "exit":
             os._exit(70)  # no cleanup, no rollback: the process is simply gone
         if self.action == "sleep":
@@ -74,8 +88,10 @@ def parse_failpoints(spec: str) -> tuple[Failpoint, ...]:
             action, _, argument = action.partition(":")
         except ValueError:
             raise ValueError(f"bad failpoint {entry!r}: expected point=action[*n]@prefix") from None
-        if action not in {"raise", "exit", "sleep"}:
-            raise ValueError(f"bad failpoint {entry!r}: action must be raise, exit or sleep")
+        if action not in ACTIONS:
+            raise ValueError(
+                f"bad failpoint {entry!r}: action must be one of {', '.join(sorted(ACTIONS))}"
+            )
         failpoints.append(Failpoint(point, action, argument or None, times, key_prefix))
     return tuple(failpoints)
 
