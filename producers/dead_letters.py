@@ -33,6 +33,7 @@ _LIST = text(
     f"""
     SELECT {_COLUMNS} {_FROM}
     WHERE d.state = ANY(:states)
+      AND l.status IS NULL  -- a concurrent copy that succeeded after all is not dead
       AND (CAST(:command_type AS text) IS NULL OR d.command_type = :command_type)
     ORDER BY d.state, d.failed_at DESC, d.idempotency_key
     LIMIT :limit

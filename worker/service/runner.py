@@ -275,9 +275,17 @@ class CommandRunner:
         return RetryLater(self._backoff(retries + 1), description)
 
     def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter: a random point in the upper half, capped."""
-        ceiling = min(
-            self.settings.retry_backoff_max_seconds,
-            self.settings.retry_backoff_seconds * 2 ** max(attempt - 1, 0),
+        return backoff_delay(
+            attempt, self.settings.retry_backoff_seconds, self.settings.retry_backoff_max_seconds
         )
-        return random.uniform(ceiling / 2, ceiling)
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Seconds to wait before retry number `attempt`: exponential, capped, jittered.
+
+    The ceiling doubles per attempt (base, 2*base, 4*base ... up to cap); the delay is a
+    random point in the upper half of it, so retries of many commands that failed
+    together (a database restart) spread out instead of returning in one wave.
+    """
+    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    return random.uniform(ceiling / 2, ceiling)
