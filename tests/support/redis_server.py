@@ -29,8 +29,9 @@ def free_port() -> int:
 class PrivateRedis:
     """`redis-server` on its own port and data folder; `stop()`/`start()` keep the data."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, fsync: str = "always") -> None:
         self.port = port or free_port()
+        self.fsync = fsync
         self.directory = Path(tempfile.mkdtemp(prefix="orderq-redis-"))
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -50,7 +51,7 @@ class PrivateRedis:
             "--appendonly",
             "yes",
             "--appendfsync",
-            "always",
+            self.fsync,
             "--save",
             "",
             "--daemonize",
