@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     lock_timeout_ms: int = Field(default=5_000, ge=0)
     idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
     application_name: str = "orderq"
+    # A database host that stops answering must not hang a connect for minutes.
+    db_connect_timeout_seconds: PositiveInt = 10
     db_sslmode: (
         Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None
     ) = None

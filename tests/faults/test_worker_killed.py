@@ -65,3 +65,24 @@ def test_whole_worker_killed_messages_return_after_the_visibility_timeout(rig, r
     assert statuses[victim.key] == "succeeded"
     assert stock_of(engine, sku) == (5, 1)
     assert_invariants(engine, Scope([victim.key], [sku]))
+
+
+def test_command_past_the_hard_time_limit_is_requeued_not_acknowledged(rig, runner, engine):
+    """A command stuck where the soft time limit cannot interrupt it is killed by the
+    hard limit. Celery would acknowledge (lose) its message; orderq requeues it."""
+    sku = new_product(runner, stock=5)
+    worker = rig.worker(
+        ORDERQ_FAILPOINTS="after_lock=hang*1@HUNG-",
+        ORDERQ_TASK_TIME_LIMIT_SECONDS="3",
+        ORDERQ_TASK_SOFT_TIME_LIMIT_SECONDS="2",
+    )
+    stuck = order_for(sku, qty=1, key=unique("HUNG"))
+    rig.publisher().publish(stuck)
+
+    statuses = await_outcomes(engine, [stuck.key], timeout=30)
+
+    assert statuses[stuck.key] == "succeeded"
+    assert "Hard time limit (3" in worker.log_text()
+    ledger_attempts = "SELECT attempts FROM command_ledger WHERE idempotency_key = :k"
+    assert scalar(engine, ledger_attempts, k=stuck.key) == 2
+    assert_invariants(engine, Scope([stuck.key], [sku]))

@@ -15,6 +15,7 @@ from tests.support.commands import new_product, order_for
 from tests.support.environment import TEST_DATABASE_URL
 from tests.support.ids import unique
 from tests.support.outcomes import scalar, stock_of
+from tests.support.tcp_proxy import TcpProxy
 from worker.adapters.deliveries import DeliveryLog
 from worker.adapters.errors import ErrorKind, classify
 from worker.service.failpoints import Failpoints
@@ -198,3 +199,24 @@ def test_an_unknown_bookkeeping_error_is_bounded_and_dropped_loudly(
     assert isinstance(results[limit - 1], Outcome)
     assert results[limit - 1].status == "failed"
     assert f"DROPPED {command.key}" in caplog.text
+
+
+def test_a_database_that_stops_answering_is_a_retry_not_a_hang(settings, session_factory):
+    """Connections are accepted but never answered: the connect timeout turns that into
+    a transient error instead of a worker stuck for minutes."""
+    target = make_url(TEST_DATABASE_URL)
+    with TcpProxy(target.host or "127.0.0.1", target.port or 5432) as proxy:
+        proxy.blackhole()
+        silent = build_engine(
+            settings.model_copy(update={"db_connect_timeout_seconds": 1}),
+            url=target.set(port=proxy.port).render_as_string(hide_password=False),
+        )
+        stalled = CommandRunner(settings, silent, session_factory)
+        command = order_for("ANY-SKU", key=unique("SILENT"))
+        try:
+            result = stalled.run(command.message(), command.type)
+        finally:
+            silent.dispose()
+
+    assert isinstance(result, RetryLater)
+    assert "timeout" in result.error.lower()

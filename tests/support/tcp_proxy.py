@@ -3,6 +3,7 @@ touching the shared PostgreSQL server.
 
     with TcpProxy("127.0.0.1", 5432) as proxy:   # workers connect to proxy.port
         proxy.cut()       # every connection dropped, new ones refused
+        proxy.blackhole() # new connections accepted but never answered
         proxy.restore()   # accepting and forwarding again
 """
 
@@ -25,6 +26,8 @@ class TcpProxy:
         self._sockets: set[socket.socket] = set()
         self._listener: socket.socket | None = None
         self._accepting = threading.Event()
+        self._silent = threading.Event()
+        self._held: list[socket.socket] = []
         self._closed = False
         self.connections_made = 0
 
@@ -35,8 +38,12 @@ class TcpProxy:
     def _listen(self) -> None:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
+        try:
+            listener.bind(("127.0.0.1", self.port))
+            listener.listen(64)
+        except OSError:
+            listener.close()
+            raise
         listener.settimeout(0.1)
         self._listener = listener
         self._accepting.set()
@@ -50,6 +57,10 @@ class TcpProxy:
                 continue
             except OSError:
                 return
+            if self._silent.is_set():
+                with self._lock:
+                    self._held.append(client)  # accepted, never answered
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -95,14 +106,36 @@ class TcpProxy:
         for end in open_sockets:
             self._drop(end)
 
+    def blackhole(self) -> None:
+        """Drop open connections; accept new ones but never answer (a host that
+        stopped responding without refusing: only a connect timeout gets out)."""
+        self._silent.set()
+        with self._lock:
+            open_sockets = list(self._sockets)
+        for end in open_sockets:
+            self._drop(end)
+        if not self._accepting.is_set():
+            self._listen()
+
     def restore(self) -> None:
         """Accept and forward again, on the same port."""
+        if self._silent.is_set():
+            self._silent.clear()
+            with self._lock:
+                held, self._held = self._held, []
+            for end in held:
+                self._drop(end)
         if not self._accepting.is_set() and not self._closed:
             self._listen()
 
     def close(self) -> None:
         self._closed = True
         self.cut()
+        self._silent.clear()
+        with self._lock:
+            held, self._held = self._held, []
+        for end in held:
+            self._drop(end)
 
     def __enter__(self) -> TcpProxy:
         return self.start()

@@ -33,5 +33,7 @@ def test_defaults_are_consistent():
 
 
 def test_a_bad_failpoint_names_the_entry_and_the_allowed_actions():
-    with pytest.raises(ValueError, match=r"'after_lock=explode'.*bug, exit, kill, raise, sleep"):
+    with pytest.raises(
+        ValueError, match=r"'after_lock=explode'.*bug, exit, hang, kill, raise, sleep"
+    ):
         parse_failpoints("after_lock=explode")

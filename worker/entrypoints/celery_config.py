@@ -34,6 +34,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # comes first so the transaction can roll back cleanly.
         "task_time_limit": settings.task_time_limit_seconds,
         "task_soft_time_limit": settings.task_soft_time_limit_seconds,
+        # Celery acks a message whose task hit the hard limit by default: the command
+        # would be gone without an outcome. Requeue it instead; the attempt counter in
+        # the database still ends it as `failed` if it hangs every time.
+        "task_acks_on_timeout": False,
         # Keep retrying the broker at startup instead of exiting (Celery 6 changes the
         # default), so a worker started before Redis comes up waits for it.
         "broker_connection_retry_on_startup": True,

@@ -8,6 +8,7 @@ Off unless `ORDERQ_FAILPOINTS` is set. The value is a `;`-separated list of
     after_lock=sleep:3@slow-           # hold the row locks for 3 s
     before_commit=kill@poison-         # the process is SIGKILLed (like the OOM killer)
     before_commit=exit@crash-          # the process exits at once, status 70 (a crash)
+    after_lock=hang*1@stuck-           # ignores the soft time limit; the hard one kills it
 
 `*times` limits the action to the first N attempts of each key. Points: `after_claim`
 (ledger row claimed), `after_lock` (business rows locked), `before_commit` (all
@@ -35,7 +36,7 @@ class InjectedBug(RuntimeError):
     """The failure a `bug` failpoint throws: an error the taxonomy does not know."""
 
 
-ACTIONS = frozenset({"raise", "bug", "kill", "exit", "sleep"})
+ACTIONS = frozenset({"raise", "bug", "kill", "exit", "sleep", "hang"})
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,15 @@ class Failpoint:
             os._exit(70)  # no cleanup, no rollback: the process is simply gone
         if self.action == "sleep":
             time.sleep(float(self.argument or "1"))
+        if self.action == "hang":
+            # Deaf to the soft time limit, like a call stuck in C: only the hard limit
+            # (the pool killing the process) ends it.
+            deadline = time.monotonic() + float(self.argument or "3600")
+            while time.monotonic() < deadline:
+                try:
+                    time.sleep(0.05)
+                except Exception:  # SoftTimeLimitExceeded
+                    continue
 
 
 def parse_failpoints(spec: str) -> tuple[Failpoint, ...]:
