@@ -8,6 +8,7 @@ from producers.cli import ops
 from producers.cli.dead_letters import dead_letters_app
 from producers.cli.publish import publish_app, publish_file
 from producers.cli.status import status
+from producers.cli.stuck import republish_stuck_command
 
 app = typer.Typer(
     name="orderq",
@@ -20,6 +21,7 @@ app.add_typer(publish_app, name="publish")
 app.command("publish-file")(publish_file)
 app.command("status")(status)
 app.add_typer(dead_letters_app, name="dead-letters")
+app.command("republish-stuck")(republish_stuck_command)
 app.command("migrate")(ops.migrate)
 app.command("worker")(ops.worker)
 app.command("beat")(ops.beat)
