@@ -59,6 +59,7 @@ from producers.commands import (  # noqa: E402
 from producers.database import build_engine, describe_url  # noqa: E402
 from producers.publisher import Publisher, PublishError  # noqa: E402
 from producers.settings import Settings  # noqa: E402
+from producers.stuck import republish_stuck  # noqa: E402
 from tests.support.invariants import (  # noqa: E402
     TERMINAL,
     Report,
@@ -83,6 +84,9 @@ WORKER_ENV = {
 #: No outcome for this long while messages should be flowing: what is left is lost
 #: (longer than the visibility timeout plus the restore sweep and a retry countdown).
 STALL_SECONDS = 18.0
+#: With --sweep: a key without news for this long is re-published (the workers'
+#: visibility timeout + time limit + longest backoff, as `default_age` computes it).
+SWEEP_AGE = 18.0
 DEFAULTS_APP = "scripts.celery_defaults_app"
 ORDERQ_APP = "worker.entrypoints.celery_app"
 
@@ -194,6 +198,7 @@ class Tally:
     child_kills: int = 0
     worker_kills: int = 0
     broker_restarts: int = 0
+    swept: int = 0
     keys: list[str] = field(default_factory=list)
 
 
@@ -204,6 +209,7 @@ class RunResult:
     tally: Tally
     report: Report
     logs: list[str]
+    swept_enabled: bool = False
 
 
 class ChaosRun:
@@ -264,7 +270,7 @@ class ChaosRun:
             for index, process in enumerate(self.workers):  # whatever died, bring it back
                 if not process.is_running():
                     self.workers[index] = self.start_worker(index + 100)
-            self.drain(engine)
+            self.drain(engine, publisher)
             seconds = time.monotonic() - started
         finally:
             self.stop_chaos.set()
@@ -277,7 +283,10 @@ class ChaosRun:
             scope["skus"] += workload.scope().get("skus", [])
         report = check_invariants(engine, Scope(keys=self.tally.keys, skus=scope["skus"]))
         mode = "Celery defaults" if self.celery_defaults else "orderq settings"
-        return RunResult(mode, seconds, self.tally, report, [str(p.log_path) for p in self.workers])
+        if self.args.sweep:
+            mode += " + stuck sweep"
+        logs = [str(p.log_path) for p in self.workers]
+        return RunResult(mode, seconds, self.tally, report, logs, bool(self.args.sweep))
 
     # publishing, with duplicates and follow-ups
 
@@ -372,13 +381,17 @@ class ChaosRun:
                 except ProcessLookupError:
                     pass
 
-    def drain(self, engine: Engine) -> None:
+    def drain(self, engine: Engine, publisher: Publisher) -> None:
         """Wait until every key is decided, or nothing has moved for a while (a lost
-        message never comes back)."""
-        stall_limit = STALL_SECONDS
-        deadline = time.monotonic() + self.args.drain
-        last_count, last_change = -1, time.monotonic()
+        message never comes back — unless --sweep re-publishes it)."""
+        sweep = self.args.sweep
+        stall_limit = STALL_SECONDS + (SWEEP_AGE + sweep if sweep else 0)
+        deadline = time.monotonic() + self.args.drain + (SWEEP_AGE if sweep else 0)
+        last_count, last_change, last_sweep = -1, time.monotonic(), time.monotonic()
         while time.monotonic() < deadline:
+            if sweep and time.monotonic() - last_sweep >= sweep:
+                last_sweep = time.monotonic()
+                self.tally.swept += len(republish_stuck(engine, publisher, SWEEP_AGE, 3600))
             with engine.connect() as connection:
                 statuses = outcome_of_keys(connection, self.tally.keys)
             done = sum(status in TERMINAL for status in statuses.values())
@@ -419,6 +432,8 @@ def render(results: list[RunResult]) -> Table:
     row("whole workers SIGKILLed", [str(r.tally.worker_kills) for r in results])
     row("broker restarts", [str(r.tally.broker_restarts) for r in results])
     row("publish retries (broker down)", [str(r.tally.publish_retries) for r in results])
+    if any(r.swept_enabled for r in results):
+        row("re-published by the stuck sweep", [str(r.tally.swept) for r in results])
     for status in ("succeeded", "rejected", "failed"):
         row(f"outcome: {status}", [str(r.report.outcomes.get(status, 0)) for r in results])
     row(
@@ -469,6 +484,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--workload", nargs="+", default=["orders"], choices=sorted(WORKLOADS))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--sweep",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="while draining, run the stuck-command sweep (orderq republish-stuck) every "
+        "SECONDS; off by default so the ack comparison stays pure",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--celery-defaults", action="store_true", help="workers use Celery's default ack settings"
