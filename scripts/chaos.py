@@ -472,7 +472,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--kill-interval",
         type=float,
         nargs=2,
-        default=(1.0, 3.0),
+        default=(0.5, 1.5),
         metavar=("MIN", "MAX"),
         help="seconds between kills",
     )
