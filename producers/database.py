@@ -34,6 +34,7 @@ def build_engine(settings: Settings, *, url: str | None = None, **overrides: obj
     connect_args: dict[str, object] = {
         "application_name": settings.application_name,
         "options": session_options(settings),
+        "connect_timeout": settings.db_connect_timeout_seconds,
     }
     if settings.db_sslmode:
         connect_args["sslmode"] = settings.db_sslmode

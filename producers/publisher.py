@@ -6,9 +6,12 @@
                                      lines=[OrderLine(sku="MUG", qty=2)]))
 
 Guarantee: `publish` returns only after the broker accepted the message. While the
-broker is unreachable it retries (`ORDERQ_PUBLISH_MAX_RETRIES`, backing off), then
-raises `PublishError` — a command is never dropped silently. Publishing the same key
-again is always safe: the worker runs each key once.
+broker is unreachable it retries (`ORDERQ_PUBLISH_MAX_RETRIES` times, backing off by
+`ORDERQ_PUBLISH_RETRY_INTERVAL_SECONDS` more each time, about 5 s in all by default),
+then raises `PublishError` — a command is never dropped silently. A broker that hangs
+without closing the connection counts as unreachable after
+`ORDERQ_BROKER_SOCKET_TIMEOUT_SECONDS`. `PublishError` means "maybe not sent": publish
+the same key again — that is always safe, the worker runs each key once.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from celery import Celery
+from kombu.utils.url import maybe_sanitize_url
 from sqlalchemy import Engine, text
 
+from producers.broker import broker_transport_options
 from producers.commands import Command
 from producers.database import build_engine
 from producers.settings import Settings, get_settings
+from producers.wire import check_message
 
 
 class PublishError(RuntimeError):
@@ -53,6 +59,16 @@ _RECORD_QUEUED = text(
     INSERT INTO command_deliveries (idempotency_key, command_type, fingerprint, payload)
     VALUES (:key, :type, :fingerprint, CAST(:payload AS jsonb))
     ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING true
+    """
+)
+# Undo our own `queued` row when the broker refused the message, so `orderq status`
+# says `unknown` rather than `queued` for a command no worker will ever see. A row a
+# worker already touched (the broker took the message after all) is left alone.
+_FORGET_QUEUED = text(
+    """
+    DELETE FROM command_deliveries
+    WHERE idempotency_key = :key AND state = 'queued' AND attempts = 0
     """
 )
 
@@ -74,6 +90,7 @@ class Publisher:
         self.queue = self.settings.command_queue
         self._app = Celery("orderq-publisher", broker=self.broker_url, set_as_current=False)
         self._app.conf.update(
+            broker_transport_options=broker_transport_options(self.settings),
             task_serializer="json",
             accept_content=["json"],
             broker_connection_retry_on_startup=True,
@@ -89,11 +106,20 @@ class Publisher:
         )
 
     def publish(self, command: Command) -> Receipt:
-        """Send one command; raises `PublishError` if the broker will not take it."""
+        """Send one command; raises `PublishError` if the broker will not take it.
+
+        Raises `InvalidCommand` (before anything is recorded or sent) for a command
+        over `ORDERQ_MAX_PAYLOAD_BYTES` or holding a NUL character.
+        """
         message = command.message()
-        if self._engine is not None:
-            self._record_queued(command, message)
-        return self.send(command.task_name, command.key, message)
+        check_message(message, self.settings.max_payload_bytes)
+        recorded = self._record_queued(command, message) if self._engine is not None else False
+        try:
+            return self.send(command.task_name, command.key, message)
+        except PublishError:
+            if recorded:
+                self._forget_queued(command.key)
+            raise
 
     def send(self, task_name: str, key: str, message: dict[str, Any]) -> Receipt:
         """Send a raw message to a task (used for replays of stored payloads)."""
@@ -108,13 +134,16 @@ class Publisher:
             )
         except Exception as error:  # kombu raises several types; all mean "not sent"
             raise PublishError(
-                f"could not publish {key} to {self.broker_url}: {error.__class__.__name__}: {error}"
+                f"could not publish {key} to {maybe_sanitize_url(self.broker_url)} after "
+                f"{self.settings.publish_max_retries} retries: "
+                f"{error.__class__.__name__}: {error}"
             ) from error
         return Receipt(key=key, task_id=result.id, queue=self.queue)
 
-    def _record_queued(self, command: Command, message: dict[str, Any]) -> None:
+    def _record_queued(self, command: Command, message: dict[str, Any]) -> bool:
+        """Record the key as `queued`; True if this call created the row."""
         with self._engine.begin() as connection:  # type: ignore[union-attr]
-            connection.execute(
+            created = connection.execute(
                 _RECORD_QUEUED,
                 {
                     "key": command.key,
@@ -122,7 +151,15 @@ class Publisher:
                     "fingerprint": command.fingerprint(),
                     "payload": json.dumps(message),
                 },
-            )
+            ).scalar()
+        return bool(created)
+
+    def _forget_queued(self, key: str) -> None:
+        try:
+            with self._engine.begin() as connection:  # type: ignore[union-attr]
+                connection.execute(_FORGET_QUEUED, {"key": key})
+        except Exception:  # the PublishError being raised is what the caller must see
+            pass
 
     def close(self) -> None:
         self._connection.release()

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, SecretStr
+from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -65,12 +65,17 @@ class Settings(BaseSettings):
     lock_timeout_ms: int = Field(default=5_000, ge=0)
     idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
     application_name: str = "orderq"
+    # A database host that stops answering must not hang a connect for minutes.
+    db_connect_timeout_seconds: PositiveInt = 10
     db_sslmode: (
         Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None
     ) = None
 
     # -- command execution --------------------------------------------------------------
     max_attempts: PositiveInt = 5
+    # An error the taxonomy does not recognise is likely a bug that will repeat:
+    # give up on it sooner than on a transient one (never later than max_attempts).
+    max_unknown_error_attempts: PositiveInt = 3
     retry_backoff_seconds: PositiveFloat = 1.0
     retry_backoff_max_seconds: PositiveFloat = 60.0
     task_time_limit_seconds: PositiveInt = 120
@@ -78,6 +83,11 @@ class Settings(BaseSettings):
     # Must stay above the longest task plus the longest retry countdown: Redis hands an
     # unacknowledged message to another worker once this has passed.
     redis_visibility_timeout_seconds: PositiveInt = 3600
+    # How often a worker looks for unacknowledged messages older than the visibility
+    # timeout (left behind by a worker that died whole) and puts them back on the queue.
+    redis_unacked_restore_interval_seconds: PositiveInt = 30
+    # A broker that hangs without closing the connection must not hang a publish.
+    broker_socket_timeout_seconds: PositiveFloat = 10.0
     max_payload_bytes: PositiveInt = 64 * 1024
 
     # -- library loans --------------------------------------------------------------------
@@ -171,6 +181,21 @@ class Settings(BaseSettings):
         from producers.embedded import ensure_running
 
         return ensure_running(self.data_dir)
+
+    @model_validator(mode="after")
+    def _visibility_outlasts_a_task(self) -> Settings:
+        longest = self.task_time_limit_seconds + self.retry_backoff_max_seconds
+        if self.redis_visibility_timeout_seconds <= longest:
+            raise ValueError(
+                f"ORDERQ_REDIS_VISIBILITY_TIMEOUT_SECONDS ({self.redis_visibility_timeout_seconds})"
+                f" must exceed the task time limit plus the longest retry countdown ({longest:g}),"
+                " or Redis hands a running command to a second worker"
+            )
+        if self.task_soft_time_limit_seconds >= self.task_time_limit_seconds:
+            raise ValueError(
+                "ORDERQ_TASK_SOFT_TIME_LIMIT_SECONDS must be below ORDERQ_TASK_TIME_LIMIT_SECONDS"
+            )
+        return self
 
     def resolved_database_url(self) -> str:
         """The database to use: the configured one, else the embedded server's."""

@@ -7,6 +7,7 @@ import typer
 from producers.cli import demo, ops, stack
 from producers.cli import publish_loans as _loans  # noqa: F401  (adds loan subcommands)
 from producers.cli.db import db_app
+from producers.cli.dead_letters import dead_letters_app
 from producers.cli.flower import flower
 from producers.cli.health import health
 from producers.cli.maintenance import maintenance_app
@@ -25,6 +26,7 @@ app.add_typer(publish_app, name="publish")
 app.add_typer(orders_app, name="orders")
 app.command("publish-file")(publish_file)
 app.command("status")(status)
+app.add_typer(dead_letters_app, name="dead-letters")
 app.command("migrate")(ops.migrate)
 app.command("worker")(ops.worker)
 app.command("beat")(ops.beat)

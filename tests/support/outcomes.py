@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -51,3 +52,25 @@ def orders_with_key(engine: Engine, key: str) -> int:
 
 def ledger_rows(engine: Engine, key: str) -> int:
     return scalar(engine, "SELECT count(*) FROM command_ledger WHERE idempotency_key = :k", k=key)
+
+
+def await_outcomes(engine: Engine, keys: list[str], timeout: float = 60.0) -> dict[str, str]:
+    """Wait until every key has a terminal outcome; return key -> status.
+
+    Fails the test naming the stragglers if some are still open after `timeout`.
+    """
+    from tests.support.invariants import TERMINAL, outcome_of_keys
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with engine.connect() as connection:
+            statuses = outcome_of_keys(connection, keys)
+        open_keys = {key: status for key, status in statuses.items() if status not in TERMINAL}
+        if not open_keys:
+            return statuses
+        if time.monotonic() >= deadline:
+            sample = dict(list(open_keys.items())[:5])
+            raise AssertionError(
+                f"{len(open_keys)} keys without an outcome after {timeout}s: {sample}"
+            )
+        time.sleep(0.1)

@@ -23,7 +23,9 @@ class WorkerProcess:
         env: dict[str, str] | None = None,
         queues: str | None = None,
         name: str = "test",
+        app: str = "worker.entrypoints.celery_app",
     ) -> None:
+        self.app = app
         self.concurrency = concurrency
         self.extra_env = env or {}
         self.queues = queues
@@ -39,7 +41,7 @@ class WorkerProcess:
             "-m",
             "celery",
             "-A",
-            "worker.entrypoints.celery_app",
+            self.app,
             "worker",
             "--pool=prefork",
             f"--concurrency={self.concurrency}",

@@ -9,20 +9,60 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Engine, bindparam, func, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 
 from worker.adapters import tables
+from worker.adapters.repositories import LedgerEntry
 
 deliveries = tables.command_deliveries
+
+#: States in which a key is not run again until an operator replays it.
+DEAD_STATES = ("failed", "discarded")
+
+_RECORD_ATTEMPT = text(
+    """
+    WITH decided AS (
+        SELECT command_type, fingerprint, status, result, reason
+        FROM command_ledger
+        WHERE idempotency_key = :key AND status <> 'processing'
+    ), counted AS (
+        INSERT INTO command_deliveries AS d
+            (idempotency_key, command_type, fingerprint, payload, state, attempts)
+        VALUES (:key, :type, :fingerprint, :payload, 'running', 1)
+        ON CONFLICT (idempotency_key) DO UPDATE SET
+            attempts = CASE
+                WHEN d.state IN ('failed', 'discarded') OR EXISTS (SELECT FROM decided)
+                THEN d.attempts ELSE d.attempts + 1 END,
+            state = CASE WHEN d.state = 'queued' THEN 'running' ELSE d.state END,
+            updated_at = now()
+        RETURNING d.attempts, d.state, coalesce(d.discard_reason, d.last_error) AS error
+    )
+    SELECT counted.attempts, counted.state, counted.error,
+           decided.command_type AS ledger_type, decided.fingerprint AS ledger_fingerprint,
+           decided.status, decided.result, decided.reason
+    FROM counted LEFT JOIN decided ON true
+    """
+).bindparams(bindparam("payload", type_=JSONB))
 
 
 @dataclass(frozen=True)
 class Attempt:
-    """This delivery's attempt number for its key, and the key's delivery state."""
+    """This delivery's attempt number for its key, and the key's delivery state.
+
+    `decided` is the key's committed outcome if it has one (nothing was counted). For
+    a dead letter (`failed`/`discarded`) nothing is counted either and `error` is the
+    stored reason it is dead.
+    """
 
     number: int
     state: str
+    error: str | None = None
+    decided: LedgerEntry | None = None
+
+    @property
+    def is_dead(self) -> bool:
+        return self.state in DEAD_STATES
 
 
 class DeliveryLog:
@@ -34,31 +74,47 @@ class DeliveryLog:
     def record_attempt(
         self, key: str, command_type: str, fingerprint: str, payload: dict[str, Any]
     ) -> Attempt:
-        statement = pg_insert(deliveries).values(
-            idempotency_key=key,
-            command_type=command_type,
-            fingerprint=fingerprint,
-            payload=payload,
-            state="running",
-            attempts=1,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=["idempotency_key"],
-            set_={
-                "attempts": deliveries.c.attempts + 1,
-                "state": func.replace(deliveries.c.state, "queued", "running"),
-                "updated_at": func.now(),
-            },
-        ).returning(deliveries.c.attempts, deliveries.c.state)
+        """Count one more attempt for `key`, unless it is decided or dead letter.
+
+        One statement reads the ledger and counts: a duplicate delivery of a key that
+        already has an outcome gets that outcome back and uses up no attempt.
+        """
         with self.engine.begin() as connection:
-            number, state = connection.execute(statement).one()
-        return Attempt(number, state)
+            row = connection.execute(
+                _RECORD_ATTEMPT,
+                {"key": key, "type": command_type, "fingerprint": fingerprint, "payload": payload},
+            ).one()
+        decided = (
+            LedgerEntry(
+                key, row.ledger_type, row.ledger_fingerprint, row.status, row.result, row.reason
+            )
+            if row.status is not None
+            else None
+        )
+        return Attempt(row.attempts, row.state, row.error, decided)
 
     def record_error(self, key: str, error: str) -> None:
+        """Remember the latest failure of a key that will be retried."""
         self._update(key, last_error=error)
 
-    def mark_failed(self, key: str, error: str) -> None:
-        self._update(key, state="failed", last_error=error)
+    def mark_failed(self, key: str, error: str, payload: dict[str, Any], fingerprint: str) -> None:
+        """Dead-letter `key` with the exact payload that failed and why."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.idempotency_key == key,
+                    deliveries.c.state.not_in(DEAD_STATES),
+                )
+                .values(
+                    state="failed",
+                    last_error=error,
+                    payload=payload,
+                    fingerprint=fingerprint,
+                    failed_at=func.now(),
+                    updated_at=func.now(),
+                )
+            )
 
     def _update(self, key: str, **values: Any) -> None:
         with self.engine.begin() as connection:

@@ -68,7 +68,7 @@ def classify(error: BaseException) -> ErrorKind:
     if state in TRANSIENT_SQLSTATES or (state or "").startswith("08"):
         return ErrorKind.TRANSIENT
     original = getattr(error, "orig", error)
-    if state is None and isinstance(original, psycopg.OperationalError):
+    if state is None and isinstance(original, psycopg.OperationalError | psycopg.InterfaceError):
         return ErrorKind.TRANSIENT  # connection refused / server gone: no SQLSTATE at all
     return ErrorKind.UNKNOWN
 

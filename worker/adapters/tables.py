@@ -102,6 +102,11 @@ command_deliveries = Table(
     Column("republished", Integer, nullable=False, server_default=text("0")),
     _created_at(),
     _updated_at(),
+    # dead letters: when the command was given up on, and what an operator did about it
+    Column("failed_at", DateTime(timezone=True)),
+    Column("discarded_at", DateTime(timezone=True)),
+    Column("discarded_by", Text),
+    Column("replays", Integer, nullable=False, server_default=text("0")),
     CheckConstraint(f"state IN {DELIVERY_STATES}", name="state_allowed"),
     CheckConstraint("attempts >= 0", name="attempts_not_negative"),
     CheckConstraint("republished >= 0", name="republished_not_negative"),
@@ -110,6 +115,22 @@ command_deliveries = Table(
         "ix_command_deliveries_pending_updated_at",
         "updated_at",
         postgresql_where=text("state IN ('queued', 'running')"),
+    ),
+    CheckConstraint("replays >= 0", name="replays_not_negative"),
+    CheckConstraint(
+        "state NOT IN ('failed', 'discarded') OR failed_at IS NOT NULL", name="failed_at_set"
+    ),
+    CheckConstraint(
+        "state <> 'discarded' OR (discarded_at IS NOT NULL AND discard_reason IS NOT NULL)",
+        name="discard_audited",
+    ),
+    # serves: `orderq dead-letters list` (newest first per state); skips the live rows
+    Index(
+        "ix_command_deliveries_dead_letters",
+        "state",
+        text("failed_at DESC"),
+        "idempotency_key",
+        postgresql_where=text("state IN ('failed', 'discarded')"),
     ),
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from producers.broker import broker_transport_options
 from producers.publisher import publish_retry_policy
 from producers.settings import Settings
 from worker.entrypoints.beat_schedule import beat_schedule
@@ -29,16 +30,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         # Outcomes live in the command ledger; Celery's result backend is not used.
         "task_ignore_result": True,
-        "broker_transport_options": {
-            # Redis redelivers an unacked message after this long; it must exceed the
-            # longest task plus the longest retry countdown or a slow command would be
-            # handed to a second worker while the first still runs it.
-            "visibility_timeout": settings.redis_visibility_timeout_seconds,
-        },
+        "broker_transport_options": broker_transport_options(settings),
         # Hard limit kills a stuck child (its message is redelivered); the soft limit
         # comes first so the transaction can roll back cleanly.
         "task_time_limit": settings.task_time_limit_seconds,
         "task_soft_time_limit": settings.task_soft_time_limit_seconds,
+        # Celery acks a message whose task hit the hard limit by default: the command
+        # would be gone without an outcome. Requeue it instead; the attempt counter in
+        # the database still ends it as `failed` if it hangs every time.
+        "task_acks_on_timeout": False,
         # Keep retrying the broker at startup instead of exiting (Celery 6 changes the
         # default), so a worker started before Redis comes up waits for it.
         "broker_connection_retry_on_startup": True,
@@ -56,4 +56,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         # Maintenance jobs (their intervals come from settings; 0 turns one off).
         "beat_schedule": beat_schedule(settings),
+        # Unknown task names become `rejected: invalid_command` instead of being
+        # discarded (see worker/entrypoints/consumer.py).
+        "worker_consumer": "worker.entrypoints.consumer:CommandConsumer",
     }

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Reject
 
 from producers.commands import COMMAND_CLASSES
 from producers.settings import get_settings
 from worker.adapters.engine import get_engine, get_session_factory
 from worker.entrypoints.celery_app import app
-from worker.service.runner import CommandRunner, RetryLater
+from worker.entrypoints.consumer import UNKNOWN_TASK
+from worker.service.runner import CommandRunner, Result, RetryLater
+
+log = logging.getLogger(__name__)
+
+
+class CommandRetry(Exception):
+    """Why a command will be tried again (shown in Celery's retry log line)."""
 
 
 @lru_cache(maxsize=1)
@@ -19,15 +28,35 @@ def runner() -> CommandRunner:
     return CommandRunner(get_settings(), get_engine(), get_session_factory())
 
 
+def _finish(task: Task, result: Result) -> dict[str, Any]:
+    if isinstance(result, RetryLater):
+        try:
+            raise task.retry(countdown=result.countdown, exc=CommandRetry(result.error))
+        except Reject as refused:
+            # Celery drops the message (requeue=False) when it cannot publish the
+            # retry, e.g. the broker went away. Put it back instead; the attempt
+            # counter in the database still bounds how often it can come back.
+            log.warning("could not schedule the retry (%s); requeueing the message", refused)
+            raise Reject(refused.reason, requeue=True) from None
+    return result.as_dict()
+
+
 def _command_task(command_type: str, task_name: str) -> Task:
+    # *args/**kwargs: a message with the wrong argument shape is an invalid command
+    # with an answer, not a TypeError that Celery would log and throw away.
     @app.task(name=task_name, bind=True, max_retries=None)
-    def run_command(self: Task, message: Any) -> dict[str, Any]:
-        result = runner().run(message, command_type, retries=self.request.retries)
-        if isinstance(result, RetryLater):
-            raise self.retry(countdown=result.countdown, exc=RuntimeError(result.error))
-        return result.as_dict()
+    def run_command(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        retries = self.request.retries
+        return _finish(self, runner().run_arguments(args, kwargs, command_type, retries))
 
     return run_command
+
+
+@app.task(name=UNKNOWN_TASK, bind=True, max_retries=None)
+def unknown_task(self: Task, task_name: Any = None, args: Any = None, kwargs: Any = None) -> Any:
+    """Messages for task names no command uses, forwarded here by the consumer."""
+    result = runner().reject_unknown_task(task_name, args, kwargs, self.request.retries)
+    return _finish(self, result)
 
 
 COMMAND_TASKS = {

@@ -3,9 +3,12 @@
 Off unless `ORDERQ_FAILPOINTS` is set. The value is a `;`-separated list of
 `point=action[*times]@key-prefix` entries, for example
 
-    before_commit=raise*1@fp-          # first attempt of keys starting fp- fails
+    before_commit=raise*1@fp-          # first attempt of keys starting fp- fails (transient)
+    before_commit=bug@oops-            # an error the taxonomy does not know (unknown)
     after_lock=sleep:3@slow-           # hold the row locks for 3 s
-    before_commit=exit@poison-         # the worker process dies (like OOM/SIGKILL)
+    before_commit=kill@poison-         # the process is SIGKILLed (like the OOM killer)
+    before_commit=exit@crash-          # the process exits at once, status 70 (a crash)
+    after_lock=hang*1@stuck-           # ignores the soft time limit; the hard one kills it
 
 `*times` limits the action to the first N attempts of each key. Points: `after_claim`
 (ledger row claimed), `after_lock` (business rows locked), `before_commit` (all
@@ -14,15 +17,26 @@ changes flushed, transaction still open).
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import time
 from dataclasses import dataclass
 
 from worker.adapters.errors import TransientError
 
+log = logging.getLogger(__name__)
+
 
 class InjectedFault(TransientError):
     """The failure a `raise` failpoint throws; transient so the command is retried."""
+
+
+class InjectedBug(RuntimeError):
+    """The failure a `bug` failpoint throws: an error the taxonomy does not know."""
+
+
+ACTIONS = frozenset({"raise", "bug", "kill", "exit", "sleep", "hang"})
 
 
 @dataclass(frozen=True)
@@ -41,12 +55,33 @@ class Failpoint:
         )
 
     def fire(self, key: str) -> None:
+        # Tests read this line to find the process that is stuck at the failpoint.
+        log.warning(
+            "failpoint %s=%s fired for %s in pid %d",
+            self.point,
+            self.action + (f":{self.argument}" if self.argument else ""),
+            key,
+            os.getpid(),
+        )
         if self.action == "raise":
             raise InjectedFault(f"injected fault at {self.point} for {key}")
+        if self.action == "bug":
+            raise InjectedBug(f"injected bug at {self.point} for {key}")
+        if self.action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
         if self.action == "exit":
             os._exit(70)  # no cleanup, no rollback: the process is simply gone
         if self.action == "sleep":
             time.sleep(float(self.argument or "1"))
+        if self.action == "hang":
+            # Deaf to the soft time limit, like a call stuck in C: only the hard limit
+            # (the pool killing the process) ends it.
+            deadline = time.monotonic() + float(self.argument or "3600")
+            while time.monotonic() < deadline:
+                try:
+                    time.sleep(0.05)
+                except Exception:  # SoftTimeLimitExceeded
+                    continue
 
 
 def parse_failpoints(spec: str) -> tuple[Failpoint, ...]:
@@ -63,8 +98,10 @@ def parse_failpoints(spec: str) -> tuple[Failpoint, ...]:
             action, _, argument = action.partition(":")
         except ValueError:
             raise ValueError(f"bad failpoint {entry!r}: expected point=action[*n]@prefix") from None
-        if action not in {"raise", "exit", "sleep"}:
-            raise ValueError(f"bad failpoint {entry!r}: action must be raise, exit or sleep")
+        if action not in ACTIONS:
+            raise ValueError(
+                f"bad failpoint {entry!r}: action must be one of {', '.join(sorted(ACTIONS))}"
+            )
         failpoints.append(Failpoint(point, action, argument or None, times, key_prefix))
     return tuple(failpoints)
 

@@ -1,23 +1,42 @@
 """From a raw queue message to an outcome or a decision to retry later.
 
-The Celery task hands every message here. The runner validates it, counts the
-attempt in its own committed statement, executes the command in one transaction and
-turns failures into the error taxonomy's answer: replay, retry later, or `failed`.
+The Celery task hands every message here. The runner validates it, replays a key
+that already has an outcome, counts the attempt in its own committed statement,
+executes the command in one transaction and turns failures into the error
+taxonomy's answer:
+
+- invalid message          -> `rejected: invalid_command`, stored under its key
+- duplicate (ledger key)   -> replay the outcome the other delivery committed
+- transient                -> retry later, up to `max_attempts` counted attempts
+- unknown                  -> retry later, up to `max_unknown_error_attempts`
+- attempts used up         -> `failed`, kept as a dead letter with its payload
+
+`run` never raises: a message always ends in an outcome or a bounded retry. The one
+exception to "bounded" is a database that cannot be reached at all — then nothing can
+be counted or dead-lettered, and the message waits (capped backoff) instead of being
+lost.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from producers.commands import Command, InvalidCommand, fingerprint_of, parse_command
+from producers.commands import (
+    COMMANDS_BY_TASK,
+    Command,
+    InvalidCommand,
+    fingerprint_of,
+    parse_command,
+)
 from producers.settings import Settings
+from producers.wire import check_message, key_of, printable, storable_key
 from worker.adapters.deliveries import DeliveryLog
 from worker.adapters.errors import ErrorKind, classify, describe
 from worker.domain.errors import InvalidCommandRejected
@@ -39,6 +58,9 @@ class RetryLater:
     error: str
 
 
+Result = Outcome | RetryLater
+
+
 class CommandRunner:
     """Runs queue messages; one instance per worker process."""
 
@@ -54,9 +76,14 @@ class CommandRunner:
         self.deliveries = DeliveryLog(engine)
         self.failpoints = failpoints or Failpoints(settings.failpoints)
 
-    def run(self, message: Any, expected_type: str, retries: int = 0) -> Outcome | RetryLater:
-        """Process one delivery. `retries` is the broker-side retry count (a fallback
-        for backoff when the database cannot count attempts)."""
+    # -- entry points ---------------------------------------------------------------------
+
+    def run(self, message: Any, expected_type: str, retries: int = 0) -> Result:
+        """Process one delivery of `message` to the task serving `expected_type`.
+
+        `retries` is the broker-side retry count: it paces and bounds retries when
+        the database cannot count attempts itself.
+        """
         try:
             command = self._parse(message, expected_type)
         except InvalidCommand as invalid:
@@ -65,32 +92,59 @@ class CommandRunner:
             attempt = self.deliveries.record_attempt(
                 command.key, command.type, command.fingerprint(), command.message()
             )
-        except Exception as error:  # the database itself is unreachable
-            return self._retry_or_raise(error, retries)
-        ctx = CommandContext(command.key, attempt.number, self.failpoints)
-        if attempt.state == "discarded":
-            return Outcome.failed(command.key, "discarded by an operator")
-        if attempt.number > self.settings.max_attempts:
-            return self._give_up(
-                command, ctx, "attempt limit reached (the worker died mid-command)"
-            )
-        try:
-            return self._execute(command, ctx)
         except Exception as error:
-            return self._after_failure(command, ctx, error)
+            return self._bookkeeping_failed(command.key, "count an attempt of", error, retries)
+        if attempt.decided is not None:
+            # A duplicate of a decided key: its outcome, no attempt used, nothing run.
+            return replay(attempt.decided, command.fingerprint())
+        if attempt.is_dead:
+            # A dead letter is not run again until an operator replays it.
+            return Outcome.failed(command.key, attempt.error or f"{command.key} is {attempt.state}")
+        ctx = CommandContext(command.key, attempt.number, self.failpoints)
+        if attempt.number > self.settings.max_attempts:
+            died = (
+                f"{self.settings.max_attempts} attempts started and none finished "
+                "(the worker process died or was killed mid-command)"
+            )
+            if attempt.error:
+                died += f"; last error: {attempt.error}"
+            return self._give_up(command, ctx, died, retries)
+        return self._attempt(command, ctx, retries)
+
+    def run_arguments(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any], expected_type: str, retries: int = 0
+    ) -> Result:
+        """A delivery as task arguments: exactly one JSON object is a command."""
+        if len(args) == 1 and not kwargs:
+            return self.run(args[0], expected_type, retries)
+        candidate = next((a for a in args if isinstance(a, Mapping)), kwargs)
+        problem = (
+            "message: expected one JSON object as the only argument, got "
+            f"{len(args)} positional and {len(kwargs)} keyword argument(s)"
+        )
+        return self._reject_invalid(candidate, InvalidCommand(problem, key_of(candidate)), retries)
+
+    def reject_unknown_task(
+        self, task_name: object, args: object, kwargs: object, retries: int = 0
+    ) -> Result:
+        """A message sent to a task name no command uses: `rejected: invalid_command`."""
+        message = (
+            args[0] if isinstance(args, list | tuple) and len(args) == 1 and not kwargs else args
+        )
+        known = ", ".join(sorted(COMMANDS_BY_TASK))
+        problem = f"task: no command is sent to task {str(task_name)[:200]!r} (known: {known})"
+        return self._reject_invalid(message, InvalidCommand(problem, key_of(message)), retries)
+
+    # -- the normal path ------------------------------------------------------------------
 
     def _parse(self, message: Any, expected_type: str) -> Command:
-        try:
-            size = len(json.dumps(message, ensure_ascii=False).encode())
-        except (TypeError, ValueError):
-            raise InvalidCommand("command: not JSON-serializable") from None
-        if size > self.settings.max_payload_bytes:
-            key = message.get("key") if isinstance(message, dict) else None
-            raise InvalidCommand(
-                f"command: {size} bytes exceeds the {self.settings.max_payload_bytes}-byte limit",
-                key if isinstance(key, str) and len(key) <= 200 else None,
-            )
+        check_message(message, self.settings.max_payload_bytes)  # before any field is read
         return parse_command(message, expected_type)
+
+    def _stored_outcome(self, command: Command) -> Outcome | None:
+        with UnitOfWork(self.session_factory) as uow:
+            existing = uow.ledger.find(command.key)
+        return replay(existing, command.fingerprint()) if existing is not None else None
 
     def _execute(self, command: Command, ctx: CommandContext) -> Outcome:
         handler = handler_for(command)
@@ -104,65 +158,136 @@ class CommandRunner:
             recover=(lambda uow: recovery(command, uow)) if recovery else None,
         )
 
+    def _attempt(self, command: Command, ctx: CommandContext, retries: int) -> Result:
+        replayed_duplicate = False
+        while True:
+            try:
+                return self._execute(command, ctx)
+            except Exception as error:
+                kind = classify(error)
+                if kind is ErrorKind.DUPLICATE and not replayed_duplicate:
+                    replayed_duplicate = True  # the other delivery committed: read its outcome
+                    continue
+                return self._after_failure(command, ctx, kind, error, retries)
+
     def _after_failure(
-        self, command: Command, ctx: CommandContext, error: Exception
-    ) -> Outcome | RetryLater:
-        kind = classify(error)
-        if kind is ErrorKind.DUPLICATE:
-            return self._execute(command, ctx)  # the other delivery committed: replay it
+        self,
+        command: Command,
+        ctx: CommandContext,
+        kind: ErrorKind,
+        error: Exception,
+        retries: int,
+    ) -> Result:
         description = describe(error)
-        log_method = log.warning if kind is ErrorKind.TRANSIENT else log.error
-        log_method("command %s attempt %s failed (%s): %s", ctx.key, ctx.attempt, kind, description)
-        if ctx.attempt >= self.settings.max_attempts:
-            return self._give_up(command, ctx, description)
+        if kind is ErrorKind.UNKNOWN:
+            limit = min(self.settings.max_unknown_error_attempts, self.settings.max_attempts)
+            log.error(
+                "command %s attempt %s/%s failed (unknown error): %s",
+                ctx.key,
+                ctx.attempt,
+                limit,
+                description,
+                exc_info=error,
+            )
+        else:
+            limit = self.settings.max_attempts
+            log.warning(
+                "command %s attempt %s/%s failed (%s): %s",
+                ctx.key,
+                ctx.attempt,
+                limit,
+                kind,
+                description,
+            )
+        if ctx.attempt >= limit:
+            return self._give_up(command, ctx, f"{kind} error: {description}", retries)
         try:
             self.deliveries.record_error(ctx.key, f"{kind}: {description}")
         except Exception:  # best effort: the retry is what matters
             log.warning("could not record the error of %s", ctx.key)
         return RetryLater(self._backoff(ctx.attempt), description)
 
-    def _give_up(self, command: Command, ctx: CommandContext, error: str) -> Outcome:
+    def _give_up(self, command: Command, ctx: CommandContext, error: str, retries: int) -> Result:
         """Replay an outcome if one exists, else dead-letter the command as `failed`."""
-        with UnitOfWork(self.session_factory) as uow:
-            existing = uow.ledger.find(ctx.key)
-        if existing is not None:
-            return replay(existing, command.fingerprint())
         message = f"gave up after {ctx.attempt} attempts: {error}"
-        self.deliveries.mark_failed(ctx.key, message)
+        try:
+            decided = self._stored_outcome(command)
+            if decided is not None:
+                return decided
+            self.deliveries.mark_failed(ctx.key, message, command.message(), command.fingerprint())
+        except Exception as failure:
+            return self._bookkeeping_failed(ctx.key, "dead-letter", failure, retries)
         log.error("command %s failed permanently: %s", ctx.key, message)
         return Outcome.failed(ctx.key, message)
 
-    def _reject_invalid(
-        self, message: Any, invalid: InvalidCommand, retries: int
-    ) -> Outcome | RetryLater:
-        """Store `rejected: invalid_command` under the message's key, if it has one."""
-        log.warning("invalid command rejected: %s", invalid.problem)
-        if invalid.key is None:
-            return Outcome.rejected(None, InvalidCommandRejected.reason, invalid.problem)
-        body = {k: v for k, v in message.items() if k != "key"}
-        ctx = CommandContext(invalid.key, 1, self.failpoints)
+    # -- invalid messages -----------------------------------------------------------------
+
+    def _reject_invalid(self, message: Any, invalid: InvalidCommand, retries: int) -> Result:
+        """Store `rejected: invalid_command` under the message's key, if it has a usable one."""
+        problem = printable(invalid.problem)
+        key = storable_key(invalid.key)
+        if key is None:
+            log.warning("invalid command without a usable idempotency key dropped: %s", problem)
+            return Outcome.rejected(None, InvalidCommandRejected.reason, problem)
+        log.warning("invalid command %s rejected: %s", key, problem)
+        if isinstance(message, Mapping):
+            body: Any = {name: value for name, value in message.items() if name != "key"}
+            command_type = printable(str(message.get("type", "unknown")))[:100]
+        else:
+            body, command_type = message, "unknown"
 
         def refuse(_: UnitOfWork) -> dict[str, Any]:
-            raise InvalidCommandRejected(invalid.problem)
+            raise InvalidCommandRejected(problem)
 
-        command_type = str(message.get("type", "unknown"))[:100]
         try:
-            return execute(
-                UnitOfWork(self.session_factory), ctx, command_type, fingerprint_of(body), refuse
-            )
+            fingerprint = fingerprint_of({"body": body})
+        except (TypeError, ValueError):
+            fingerprint = fingerprint_of({"unrepresentable": repr(body)[:1000]})
+        ctx = CommandContext(key, 1, self.failpoints)
+        try:
+            return execute(UnitOfWork(self.session_factory), ctx, command_type, fingerprint, refuse)
         except Exception as error:
-            return self._retry_or_raise(error, retries)
+            return self._bookkeeping_failed(key, "store the rejection of", error, retries)
 
-    def _retry_or_raise(self, error: Exception, retries: int) -> RetryLater:
-        if classify(error) is ErrorKind.UNKNOWN:
-            raise error
-        log.warning("database unavailable, retrying later: %s", describe(error))
-        return RetryLater(self._backoff(retries + 1), describe(error))
+    # -- when the bookkeeping itself fails --------------------------------------------------
+
+    def _bookkeeping_failed(self, key: str, action: str, error: Exception, retries: int) -> Result:
+        """The database could not count, store or dead-letter: retry, or drop loudly.
+
+        Transient (the database is down or busy): retry with capped backoff for as
+        long as it takes — the dead-letter store is the database, so giving up would
+        only lose the command. Unknown: bounded by the broker's retry count.
+        """
+        description = describe(error)
+        if classify(error) is not ErrorKind.UNKNOWN:
+            log.warning("could not %s %s, retrying later: %s", action, key, description)
+            return RetryLater(self._backoff(retries + 1), description)
+        if retries + 1 >= self.settings.max_unknown_error_attempts:
+            log.critical(
+                "DROPPED %s: could not %s it after %s tries: %s — fix the cause and publish "
+                "it again with the same key",
+                key,
+                action,
+                retries + 1,
+                description,
+                exc_info=error,
+            )
+            return Outcome.failed(key, f"dropped, could not {action} it: {description}")
+        log.error("could not %s %s (unknown error), retrying: %s", action, key, description)
+        return RetryLater(self._backoff(retries + 1), description)
 
     def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with full jitter, capped."""
-        ceiling = min(
-            self.settings.retry_backoff_max_seconds,
-            self.settings.retry_backoff_seconds * 2 ** max(attempt - 1, 0),
+        return backoff_delay(
+            attempt, self.settings.retry_backoff_seconds, self.settings.retry_backoff_max_seconds
         )
-        return random.uniform(ceiling / 2, ceiling)
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Seconds to wait before retry number `attempt`: exponential, capped, jittered.
+
+    The ceiling doubles per attempt (base, 2*base, 4*base ... up to cap); the delay is a
+    random point in the upper half of it, so retries of many commands that failed
+    together (a database restart) spread out instead of returning in one wave.
+    """
+    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    return random.uniform(ceiling / 2, ceiling)

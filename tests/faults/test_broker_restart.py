@@ -1,0 +1,43 @@
+"""Redis restarted while commands are queued and in flight (a private redis-server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.commands import new_product, order_for
+from tests.support.ids import unique
+from tests.support.invariants import Scope, assert_invariants
+from tests.support.outcomes import await_outcomes, stock_of
+from tests.support.redis_server import PrivateRedis
+from tests.support.rig import SHORT_VISIBILITY, FaultRig, wait_for_failpoint
+
+pytestmark = pytest.mark.faults
+
+
+def test_broker_restart_with_commands_queued_and_in_flight(migrated_database, runner, engine):
+    """Queued messages survive in Redis' append-only file. Messages in flight: the worker
+    cancels them when the connection drops (their transactions roll back) and Redis
+    hands them out again once the visibility timeout has passed."""
+    sku = new_product(runner, stock=100)
+    with PrivateRedis() as broker:
+        rig = FaultRig(broker_url=broker.url)
+        try:
+            worker = rig.worker(
+                ORDERQ_FAILPOINTS="after_lock=sleep:0.3@RESTART-", **SHORT_VISIBILITY
+            )
+            commands = [order_for(sku, key=unique("RESTART")) for _ in range(20)]
+            publisher = rig.publisher()
+            for command in commands:
+                publisher.publish(command)
+            wait_for_failpoint(worker, "RESTART-")  # a command is mid-transaction
+
+            broker.restart(down_for=1.0)
+            keys = [command.key for command in commands]
+            statuses = await_outcomes(engine, keys, timeout=60)
+
+            assert set(statuses.values()) == {"succeeded"}
+            assert stock_of(engine, sku) == (100, 20)
+            assert worker.is_running()
+            assert_invariants(engine, Scope(keys, [sku]))
+        finally:
+            rig.close()
