@@ -150,6 +150,7 @@ class Loan:
         self.due_at = due_at
         self.returned_at: datetime | None = None
         self.renewals = 0
+        self.overdue_at: datetime | None = None
 
     @property
     def is_active(self) -> bool:
