@@ -43,7 +43,7 @@ _BEGINNING = (datetime(1, 1, 1, tzinfo=UTC), 0)
 
 # served by ix_reservations_ready_until (ready_until, id) WHERE status = 'ready': an index
 # range scan from the cursor, stopping at now()
-_EXPIRED_HOLDS = text(
+EXPIRED_HOLDS_SQL = text(
     """
     SELECT ready_until, id FROM reservations
     WHERE status = 'ready'
@@ -56,7 +56,7 @@ _EXPIRED_HOLDS = text(
 
 # served by ix_loans_due_at_unmarked (due_at, id) WHERE returned_at IS NULL AND
 # overdue_at IS NULL: an index range scan from the cursor, stopping at now()
-_UNMARKED_OVERDUE_LOANS = text(
+UNMARKED_OVERDUE_LOANS_SQL = text(
     """
     SELECT due_at, id FROM loans
     WHERE returned_at IS NULL
@@ -78,7 +78,7 @@ def expired_holds(
     """
     after_until, after_id = after or _BEGINNING
     rows = connection.execute(
-        _EXPIRED_HOLDS, {"after_until": after_until, "after_id": after_id, "limit": limit}
+        EXPIRED_HOLDS_SQL, {"after_until": after_until, "after_id": after_id, "limit": limit}
     )
     return [(ready_until, id_) for ready_until, id_ in rows]
 
@@ -92,6 +92,6 @@ def unmarked_overdue_loans(
     """
     after_due, after_id = after or _BEGINNING
     rows = connection.execute(
-        _UNMARKED_OVERDUE_LOANS, {"after_due": after_due, "after_id": after_id, "limit": limit}
+        UNMARKED_OVERDUE_LOANS_SQL, {"after_due": after_due, "after_id": after_id, "limit": limit}
     )
     return [(due_at, id_) for due_at, id_ in rows]
