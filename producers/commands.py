@@ -11,10 +11,12 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -256,6 +258,48 @@ class CancelReservation(Command):
     work: WorkCode
 
 
+# -- loan maintenance: sent by the loan sweeps with deterministic keys -------------------
+
+
+def _in_utc(value: datetime) -> datetime:
+    # one instant, one spelling: the fingerprint must not depend on the session time zone
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+RowId = Annotated[int, Field(gt=0, strict=True)]
+
+
+class ExpireReservation(Command):
+    """The hold of a `ready` reservation ran out: expire it, pass the copy on.
+
+    Sent by the `expire_ready_reservations` sweep with the key
+    `expire-reservation:<reservation id>:<ready_until in UTC>`. `ready_until` is the
+    deadline the sweep saw. The command applies only while the reservation is still
+    `ready` and its (current) deadline has passed; the copy then goes to the next
+    queued reservation of the work, or back on the shelf.
+    """
+
+    task_name: ClassVar[str] = "orderq.loans.expire_reservation"
+    type: Literal["expire_reservation"] = "expire_reservation"
+    reservation_id: RowId
+    ready_until: UtcDatetime
+
+
+class MarkLoanOverdue(Command):
+    """An active loan is past its due date: mark it overdue (it can no longer be renewed).
+
+    Sent by the `mark_overdue_loans` sweep with the key `overdue:<loan id>:<due_date>`;
+    `due_date` is the loan's due date (UTC) the sweep saw. A loan renewed or returned in
+    the meantime is not marked.
+    """
+
+    task_name: ClassVar[str] = "orderq.loans.mark_loan_overdue"
+    type: Literal["mark_loan_overdue"] = "mark_loan_overdue"
+    loan_id: RowId
+    due_date: date
+
+
 COMMAND_CLASSES: tuple[type[Command], ...] = (
     UpsertProduct,
     RestockProduct,
@@ -271,6 +315,8 @@ COMMAND_CLASSES: tuple[type[Command], ...] = (
     RenewLoan,
     PlaceReservation,
     CancelReservation,
+    ExpireReservation,
+    MarkLoanOverdue,
 )
 COMMANDS_BY_TYPE: dict[str, type[Command]] = {
     cls.model_fields["type"].default: cls for cls in COMMAND_CLASSES

@@ -18,7 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 LEDGER_KEY_CONSTRAINT = "uq_command_ledger_idempotency_key"
 #: Unique constraints on business rows that carry the command's idempotency key: they
 #: keep deduplicating after the key's ledger row was purged.
-BUSINESS_KEY_CONSTRAINTS = frozenset({"uq_orders_idempotency_key"})
+BUSINESS_KEY_CONSTRAINTS = frozenset({"uq_orders_idempotency_key", "uq_loans_idempotency_key"})
 
 TRANSIENT_SQLSTATES = frozenset(
     {

@@ -176,6 +176,11 @@ class CopyRepository:
         )
         return self.session.scalars(query).one()
 
+    def barcode_of(self, copy_id: int) -> str:
+        return self.session.execute(
+            select(_copies.c.barcode).where(_copies.c.id == copy_id)
+        ).scalar_one()
+
     def lock_available(self, work_id: int) -> Copy | None:
         """One available, live copy of the work, locked (lowest id first)."""
         query = (
@@ -206,6 +211,16 @@ class LoanRepository:
         """The copy's active loan, read without a lock: its `version` guards the update."""
         return self.session.scalars(copy_active_loan_query(copy_id)).one_or_none()
 
+    def get(self, loan_id: int) -> Loan | None:
+        """A loan by id, read without a lock: its `version` guards the update."""
+        return self.session.get(Loan, loan_id)
+
+    def by_idempotency_key(self, key: str) -> Loan | None:
+        """The loan the checkout with this key created (uq_loans_idempotency_key)."""
+        return self.session.scalars(
+            select(Loan).where(_loans.c.idempotency_key == key)
+        ).one_or_none()
+
 
 class ReservationRepository:
     def __init__(self, session: Session) -> None:
@@ -224,6 +239,41 @@ class ReservationRepository:
         if lock:
             query = query.with_for_update().execution_options(populate_existing=True)
         return self.session.scalars(query).one_or_none()
+
+    def get(self, reservation_id: int) -> Reservation | None:
+        """A reservation by id, read afresh (not locked)."""
+        query = (
+            select(Reservation)
+            .where(_reservations.c.id == reservation_id)
+            .execution_options(populate_existing=True)
+        )
+        return self.session.scalars(query).one_or_none()
+
+    def lock(self, reservation_id: int) -> Reservation:
+        """A reservation by id, locked and read afresh."""
+        query = (
+            select(Reservation)
+            .where(_reservations.c.id == reservation_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return self.session.scalars(query).one()
+
+    def fulfilled_by(self, loan: Loan) -> bool:
+        """Whether `loan`'s checkout fulfilled a reservation of its member.
+
+        The checkout marks the reservation `fulfilled` in the loan's own transaction,
+        so that reservation's `updated_at` is the loan's `checked_out_at` (one
+        transaction time), and `fulfilled` is final. Used only when answering a
+        checkout whose ledger row was purged, so no index is kept for it.
+        """
+        query = select(func.count()).where(
+            _reservations.c.copy_id == loan.copy_id,
+            _reservations.c.member_id == loan.member_id,
+            _reservations.c.status == ReservationStatus.FULFILLED.value,
+            _reservations.c.updated_at == loan.checked_out_at,
+        )
+        return bool(self.session.execute(query).scalar_one())
 
     def lock_holding(self, copy_id: int) -> Reservation | None:
         """The ready reservation the copy is held for, locked."""

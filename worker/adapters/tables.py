@@ -345,6 +345,9 @@ loans = Table(
     Column("due_at", DateTime(timezone=True), nullable=False),
     Column("returned_at", DateTime(timezone=True)),
     Column("renewals", Integer, nullable=False, server_default=text("0")),
+    # set by the overdue sweep (MarkLoanOverdue) once the loan is past due; kept after
+    # the return as history. While it is set the loan cannot be renewed.
+    Column("overdue_at", DateTime(timezone=True)),
     _version(),
     _created_at(),
     _updated_at(),
@@ -352,6 +355,12 @@ loans = Table(
     CheckConstraint("due_at > checked_out_at", name="due_after_checkout"),
     CheckConstraint(
         "returned_at IS NULL OR returned_at >= checked_out_at", name="returned_after_checkout"
+    ),
+    # marked overdue only once past due, and only while still on loan
+    CheckConstraint("overdue_at IS NULL OR overdue_at > due_at", name="overdue_after_due"),
+    CheckConstraint(
+        "overdue_at IS NULL OR returned_at IS NULL OR overdue_at <= returned_at",
+        name="overdue_before_return",
     ),
     # One active loan per copy. serves: the copy's active loan (return, renew) and the
     # copy-availability check
@@ -363,6 +372,14 @@ loans = Table(
     ),
     # serves: counting a member's active loans against the loan limit (checkout)
     Index("ix_loans_member_id_active", "member_id", postgresql_where=text("returned_at IS NULL")),
+    # serves: the overdue sweep — active loans not yet marked, past due, oldest due first,
+    # keyset pages on (due_at, id); marked and returned loans drop out of the index
+    Index(
+        "ix_loans_due_at_unmarked",
+        "due_at",
+        "id",
+        postgresql_where=text("returned_at IS NULL AND overdue_at IS NULL"),
+    ),
 )
 
 RESERVATION_STATUSES = ("queued", "ready", "fulfilled", "expired", "cancelled")
@@ -403,6 +420,14 @@ reservations = Table(
         "uq_reservations_copy_id_ready",
         "copy_id",
         unique=True,
+        postgresql_where=text("status = 'ready'"),
+    ),
+    # serves: the hold-expiry sweep — ready reservations past their pickup deadline,
+    # earliest deadline first, keyset pages on (ready_until, id)
+    Index(
+        "ix_reservations_ready_until",
+        "ready_until",
+        "id",
         postgresql_where=text("status = 'ready'"),
     ),
     # serves: a work's queue in order — its head (return, add copy, cancel), whether

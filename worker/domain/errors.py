@@ -141,3 +141,33 @@ class ReservationNotFound(Rejected):
     """The member has no open reservation for the work."""
 
     reason = "reservation_not_found"
+
+
+class ReservationNotReady(Rejected):
+    """The reservation holds no copy any more (fulfilled, cancelled, expired) or never did."""
+
+    reason = "reservation_not_ready"
+
+
+class HoldNotExpired(Rejected):
+    """The reservation's pickup deadline has not passed (it was extended, or is still ahead)."""
+
+    reason = "hold_not_expired"
+
+
+class LoanNotOverdue(Rejected):
+    """The loan is not overdue for the due date named: returned, renewed, or not yet due."""
+
+    reason = "loan_not_overdue"
+
+
+class LoanAlreadyOverdue(Rejected):
+    """The loan was already marked overdue."""
+
+    reason = "loan_already_overdue"
+
+
+class LoanOverdue(Rejected):
+    """The loan is marked overdue: it must be returned, it cannot be renewed."""
+
+    reason = "loan_overdue"

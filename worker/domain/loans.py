@@ -7,6 +7,10 @@ A copy moves between three states:
         └──────────────────────────────────────┘─► available (nobody waiting)
     on_hold ──checkout by the holder──► on_loan   (the reservation is fulfilled)
     on_hold ──the holder cancels──► next in the queue, or available
+    on_hold ──the hold expires (ready_until passed)──► next in the queue, or available
+
+A loan past its due date is marked overdue by maintenance (`overdue_at`); a marked
+loan cannot be renewed, only returned.
 
 Invariant the handlers keep (under the work's row lock): a work with an available
 copy has no queued reservations — every path that frees a copy offers it to the
@@ -19,17 +23,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 from worker.domain.errors import (
     CopyDeleted,
     CopyHeldForAnotherMember,
     CopyNotAvailable,
+    HoldNotExpired,
+    LoanAlreadyOverdue,
     LoanLimitReached,
+    LoanNotOverdue,
+    LoanOverdue,
     MemberNotActive,
     RenewalLimitReached,
     ReservationExists,
+    ReservationNotReady,
     WorkHasWaitingReservations,
 )
 
@@ -150,6 +159,7 @@ class Loan:
         self.due_at = due_at
         self.returned_at: datetime | None = None
         self.renewals = 0
+        self.overdue_at: datetime | None = None
 
     @property
     def is_active(self) -> bool:
@@ -158,8 +168,48 @@ class Loan:
     def is_overdue(self, now: datetime) -> bool:
         return self.due_at < (self.returned_at or now)
 
+    @property
+    def due_date(self) -> date:
+        """The day (UTC) the loan is due: what the overdue key and command name."""
+        return self.due_at.astimezone(UTC).date()
+
+    def mark_overdue(self, due_date: date, now: datetime) -> None:
+        """Record that the loan, due on `due_date`, is overdue as of `now`.
+
+        Refused if the loan was returned, is already marked, was renewed to another
+        due date since `due_date` was read, or is not past due yet.
+        """
+        if not self.is_active:
+            raise LoanNotOverdue(
+                f"loan {self.id} was returned",
+                loan_id=self.id,
+                returned_at=_iso(self.returned_at),
+            )
+        if self.overdue_at is not None:
+            raise LoanAlreadyOverdue(
+                f"loan {self.id} was marked overdue already",
+                loan_id=self.id,
+                overdue_at=_iso(self.overdue_at),
+            )
+        if self.due_date != due_date or self.due_at >= now:
+            raise LoanNotOverdue(
+                f"loan {self.id} is due {_iso(self.due_at)}: not overdue for {due_date}",
+                loan_id=self.id,
+                due_at=_iso(self.due_at),
+            )
+        self.overdue_at = now
+
     def renew(self, now: datetime, policy: LoanPolicy, others_waiting: int) -> None:
-        """One more loan period from the due date (or from now, if already overdue)."""
+        """One more loan period from the due date (or from now, if already overdue).
+
+        A loan marked overdue (`mark_overdue`) is not renewed: it has to come back.
+        """
+        if self.overdue_at is not None:
+            raise LoanOverdue(
+                f"the loan is overdue since {_iso(self.due_at)}: return the copy",
+                due_at=_iso(self.due_at),
+                overdue_at=_iso(self.overdue_at),
+            )
         if self.renewals >= policy.renewal_limit:
             raise RenewalLimitReached(
                 f"the loan was renewed {self.renewals} time(s), the limit is "
@@ -207,6 +257,10 @@ class Reservation:
     def cancel(self) -> None:
         """Close the reservation; `copy_id` stays as the record of what was held."""
         self.status = ReservationStatus.CANCELLED
+
+    def expire(self) -> None:
+        """The hold ran out; `copy_id` and `ready_until` stay as the record."""
+        self.status = ReservationStatus.EXPIRED
 
 
 class Copy:
@@ -310,3 +364,38 @@ def cancel_reservation(
     if held_copy is None:
         return None
     return held_copy.release(queue_head, now, policy)
+
+
+def expire_reservation(
+    reservation: Reservation,
+    held_copy: Copy | None,
+    queue_head: Reservation | None,
+    now: datetime,
+    policy: LoanPolicy,
+) -> Reservation | None:
+    """Expire a ready reservation whose pickup deadline passed before `now`.
+
+    The held copy goes to `queue_head` (returned) or back on the shelf, as on a return.
+    Refused if the reservation is no longer (or not yet) ready — collected, cancelled,
+    expired — or if its deadline has not passed (it was extended).
+    """
+    if not reservation.is_ready:
+        raise ReservationNotReady(
+            f"reservation {reservation.id} is {reservation.status}, it holds no copy",
+            reservation_id=reservation.id,
+            status=str(reservation.status),
+        )
+    assert held_copy is not None, "the caller locks the copy a ready reservation holds"
+    assert reservation.ready_until is not None, "a ready reservation has a deadline (CHECK)"
+    if reservation.ready_until >= now:
+        raise HoldNotExpired(
+            f"reservation {reservation.id} is held until {_iso(reservation.ready_until)}",
+            reservation_id=reservation.id,
+            ready_until=_iso(reservation.ready_until),
+        )
+    reservation.expire()
+    return held_copy.release(queue_head, now, policy)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None

@@ -35,7 +35,10 @@ def execute(
 
     `recover` answers a delivery whose ledger row is gone (purged after the retention
     window) but whose business row exists: the action's insert hits the business
-    unique key, the savepoint undoes the action, and `recover` reads the existing row.
+    unique key, or the rules reject the command because its own earlier effect is in
+    the way (the copy is on loan — by this key's loan); the savepoint undoes the
+    action, and `recover` reads the existing row. It raises `LookupError` when there
+    is none, and may raise `Rejected` (a reused key).
     """
     key = ctx.key
     with uow:
@@ -47,16 +50,36 @@ def execute(
             with uow.savepoint():
                 outcome = Outcome.succeeded(key, action(uow))
         except Rejected as rejection:
-            outcome = Outcome.rejected(key, rejection.reason, rejection.message, rejection.details)
+            outcome = _recovered(key, recover, uow) or _rejected(key, rejection)
         except Exception as error:
             if recover is None or not is_business_key_duplicate(error):
                 raise
-            outcome = Outcome.succeeded(key, recover(uow))
+            outcome = _recovered(key, recover, uow)
+            if outcome is None:
+                raise error from None  # not this key's row: let the taxonomy decide
         uow.ledger.record(key, outcome.status, outcome.ledger_result(), outcome.reason, ctx.attempt)
         uow.flush()
         ctx.failpoint("before_commit")
         uow.commit()
         return outcome
+
+
+def _rejected(key: str, rejection: Rejected) -> Outcome:
+    return Outcome.rejected(key, rejection.reason, rejection.message, rejection.details)
+
+
+def _recovered(
+    key: str, recover: Callable[[UnitOfWork], dict[str, Any]] | None, uow: UnitOfWork
+) -> Outcome | None:
+    """The outcome read back from the key's business row, or None if it has none."""
+    if recover is None:
+        return None
+    try:
+        return Outcome.succeeded(key, recover(uow))
+    except LookupError:
+        return None
+    except Rejected as refusal:
+        return _rejected(key, refusal)
 
 
 def replay(entry: LedgerEntry, fingerprint: str) -> Outcome:

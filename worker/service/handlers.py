@@ -17,7 +17,7 @@ HANDLERS: dict[type[Command], Handler] = {**orders.HANDLERS, **loans.HANDLERS}
 #: command class -> how to answer a redelivery whose ledger row was purged but whose
 #: business row (unique on the idempotency key) exists; see executor.execute.
 Recovery = Callable[[Any, UnitOfWork], dict[str, Any]]
-RECOVERIES: dict[type[Command], Recovery] = {**orders.RECOVERIES}
+RECOVERIES: dict[type[Command], Recovery] = {**orders.RECOVERIES, **loans.RECOVERIES}
 
 
 def handler_for(command: Command) -> Handler:

@@ -17,6 +17,8 @@ from producers.commands import (
     AddWork,
     CancelReservation,
     CheckoutCopy,
+    ExpireReservation,
+    MarkLoanOverdue,
     PlaceReservation,
     RegisterMember,
     RenewLoan,
@@ -27,6 +29,7 @@ from worker.domain import loans as rules
 from worker.domain.errors import (
     BarcodeInUse,
     CopyNotFound,
+    IdempotencyKeyReused,
     LoanNotFound,
     MemberNotFound,
     ReservationNotFound,
@@ -269,6 +272,96 @@ def cancel_reservation(
     }
 
 
+# -- maintenance: sent by the loan sweeps (worker/service/maintenance/loans.py) -----------
+
+
+def expire_reservation(
+    command: ExpireReservation, uow: UnitOfWork, ctx: CommandContext
+) -> dict[str, Any]:
+    """Expire a hold whose pickup deadline passed; the copy goes on as on a return.
+
+    Locks as a return does (work → copy → reservation), so it serializes with the
+    checkout that would collect the copy and with everything that changes the queue.
+    """
+    found = uow.reservations.get(command.reservation_id)
+    if found is None:
+        raise ReservationNotFound(
+            f"no reservation {command.reservation_id}", reservation_id=command.reservation_id
+        )
+    work = uow.works.lock_by_id(found.work_id)  # a reservation's work never changes
+    # Under the work's lock no reservation of the work becomes ready, so the copy read
+    # here is the one it holds, if any; lock it before the reservation (lock order),
+    # then read the reservation under its lock — a checkout may have collected it.
+    current = uow.reservations.get(command.reservation_id)
+    assert current is not None
+    held = uow.copies.lock_by_id(current.copy_id) if current.is_ready and current.copy_id else None
+    ctx.failpoint("after_lock")
+    reservation = uow.reservations.lock(command.reservation_id)
+    head = uow.reservations.lock_queue_head(work.id) if reservation.is_ready else None
+    hold = rules.expire_reservation(reservation, held, head, uow.clock.now(), loan_policy())
+    uow.flush()
+    assert held is not None  # expire_reservation refused otherwise
+    return {
+        "reservation_id": reservation.id,
+        "member": uow.members.number_of(reservation.member_id),
+        "work": work.work_code,
+        "status": ReservationStatus.EXPIRED.value,
+        "released_barcode": held.barcode,
+        "copy_status": str(held.status),
+        **_hold_result(uow, hold),
+    }
+
+
+def mark_loan_overdue(
+    command: MarkLoanOverdue, uow: UnitOfWork, ctx: CommandContext
+) -> dict[str, Any]:
+    """Mark an active loan overdue for the due date the sweep saw.
+
+    No row lock: the loan's `version` makes a concurrent return or renewal and this
+    update conflict (StaleDataError, retried), and the retry sees the new state.
+    """
+    loan = uow.loans.get(command.loan_id)
+    if loan is None:
+        raise LoanNotFound(f"no loan {command.loan_id}", loan_id=command.loan_id)
+    loan.mark_overdue(command.due_date, uow.clock.now())
+    uow.flush()
+    return {
+        "loan_id": loan.id,
+        "member": uow.members.number_of(loan.member_id),
+        "barcode": uow.copies.barcode_of(loan.copy_id),
+        "due_at": _iso(loan.due_at),
+        "overdue_at": _iso(loan.overdue_at),
+    }
+
+
+def replay_existing_loan(command: CheckoutCopy, uow: UnitOfWork) -> dict[str, Any]:
+    """The loan this checkout's key already created, answered as the checkout's result.
+
+    Reached when the key's ledger row was purged (retention) and the checkout is
+    delivered again: the rules reject it (the copy is on loan — by this very loan — or
+    the member is at the limit), or the insert hits `uq_loans_idempotency_key`; either
+    way the existing loan is the answer. `due_at` is the loan's due date now (a renewal
+    may have moved it since).
+    """
+    loan = uow.loans.by_idempotency_key(command.key)
+    if loan is None:
+        raise LookupError(f"no loan for key {command.key}")
+    member = uow.members.number_of(loan.member_id)
+    barcode = uow.copies.barcode_of(loan.copy_id)
+    if (member, barcode) != (command.member, command.barcode):
+        raise IdempotencyKeyReused(
+            f"key {command.key} was already used to lend {barcode} to {member}",
+            original_type=command.type,
+        )
+    return {
+        "loan_id": loan.id,
+        "member": member,
+        "barcode": barcode,
+        "due_at": _iso(loan.due_at),
+        "reservation_fulfilled": uow.reservations.fulfilled_by(loan),
+    }
+
+
 HANDLERS = {
     RegisterMember: register_member,
     AddWork: add_work,
@@ -278,4 +371,10 @@ HANDLERS = {
     RenewLoan: renew_loan,
     PlaceReservation: place_reservation,
     CancelReservation: cancel_reservation,
+    ExpireReservation: expire_reservation,
+    MarkLoanOverdue: mark_loan_overdue,
 }
+
+#: Commands whose business row carries the idempotency key under a unique constraint:
+#: after the ledger row is purged, a redelivery replays the existing row.
+RECOVERIES = {CheckoutCopy: replay_existing_loan}

@@ -60,7 +60,7 @@ def sweep_job(sweep: CommandSweep, summary: str) -> Job:
 
 JOBS: tuple[Job, ...] = (
     sweep_job(EXPIRE_UNPAID_ORDERS, "cancel orders still unpaid after the payment window"),
-    *(sweep_job(sweep, f"loan sweep {sweep.task}") for sweep in LOAN_SWEEPS),
+    *(sweep_job(sweep, sweep.summary or f"loan sweep {sweep.task}") for sweep in LOAN_SWEEPS),
     Job(
         ledger.TASK,
         "schedule_purge_ledger_seconds",

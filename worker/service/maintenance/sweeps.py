@@ -34,6 +34,8 @@ class CommandSweep:
     find_due: Finder
     #: the settings field holding the task's interval in seconds (0 = off)
     schedule_setting: str
+    #: one line for `orderq maintenance list`
+    summary: str = ""
 
 
 def run_sweep(
