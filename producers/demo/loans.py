@@ -218,8 +218,8 @@ class LoansScenario:
             rows.append(Row(f"rejected: {reason}", str(count), ""))
         repeats = self._scalar(
             connection,
-            "SELECT sum(attempts - 1) FROM command_deliveries "
-            "WHERE idempotency_key LIKE :keys AND attempts > 1",
+            "SELECT sum(deliveries - 1) FROM command_deliveries "
+            "WHERE idempotency_key LIKE :keys AND deliveries > 1",
         )
         rows.append(
             Row("repeat deliveries answered from the ledger", str(repeats), "no second effect")

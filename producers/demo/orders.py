@@ -250,7 +250,7 @@ class OrdersScenario:
             rows.append(Row(f"rejected: {reason}", str(count), REASON_NOTES.get(reason, "")))
         taken = self._scalar(
             connection,
-            "SELECT sum(attempts) FROM command_deliveries WHERE idempotency_key LIKE :keys",
+            "SELECT sum(deliveries) FROM command_deliveries WHERE idempotency_key LIKE :keys",
         )
         outcomes = self._scalar(
             connection,
@@ -259,8 +259,8 @@ class OrdersScenario:
         )
         repeats = self._scalar(
             connection,
-            "SELECT sum(attempts - 1) FROM command_deliveries "
-            "WHERE idempotency_key LIKE :keys AND attempts > 1",
+            "SELECT sum(deliveries - 1) FROM command_deliveries "
+            "WHERE idempotency_key LIKE :keys AND deliveries > 1",
         )
         still_rejected, _ = self._resent_still_rejected(connection)
         rows += [
@@ -416,7 +416,7 @@ class OrdersScenario:
         delivered_again = self._scalar(
             connection,
             "SELECT count(*) FROM command_deliveries WHERE idempotency_key = ANY(:resent) "
-            "AND attempts > 1",
+            "AND deliveries > 1",
             resent=self.resent_rejected,
         )
         return still_rejected, delivered_again
@@ -429,7 +429,7 @@ class OrdersScenario:
             ledger_fingerprint, orders_for_key, deliveries = connection.execute(
                 text(
                     "SELECT l.fingerprint, (SELECT count(*) FROM orders o "
-                    "WHERE o.idempotency_key = l.idempotency_key), d.attempts "
+                    "WHERE o.idempotency_key = l.idempotency_key), d.deliveries "
                     "FROM command_ledger l JOIN command_deliveries d USING (idempotency_key) "
                     "WHERE l.idempotency_key = :key"
                 ),

@@ -3,7 +3,7 @@ how far the workers got with them.
 
 A *delivery* is one message on the queue; a command published three times is one
 command and three deliveries. Progress is never counted by this script: the worker
-counts every delivery it takes in `command_deliveries.attempts` (in its own committed
+counts every delivery it takes in `command_deliveries.deliveries` (in its own committed
 statement), and stores each key's outcome in `command_ledger`.
 """
 
@@ -99,7 +99,7 @@ class Broadcaster:
 
 
 _ATTEMPTS = text(
-    "SELECT idempotency_key, attempts FROM command_deliveries WHERE idempotency_key = ANY(:keys)"
+    "SELECT idempotency_key, deliveries FROM command_deliveries WHERE idempotency_key = ANY(:keys)"
 )
 _OUTCOMES = text(
     "SELECT idempotency_key FROM command_ledger "

@@ -60,7 +60,7 @@ def assert_demo_matches_database(result: subprocess.CompletedProcess, database_u
     assert table_value(output, "orders placed") == str(placed)
     taken = count(
         database_url,
-        "SELECT sum(attempts) FROM command_deliveries WHERE idempotency_key LIKE :k "
+        "SELECT sum(deliveries) FROM command_deliveries WHERE idempotency_key LIKE :k "
         "AND idempotency_key NOT LIKE :loans",  # the orders table is printed before loans run
         k=keys,
         loans=DemoRun(tag).key("loan-%"),

@@ -28,9 +28,10 @@ _RECORD_ATTEMPT = text(
         WHERE idempotency_key = :key AND status <> 'processing'
     ), counted AS (
         INSERT INTO command_deliveries AS d
-            (idempotency_key, command_type, fingerprint, payload, state, attempts)
-        VALUES (:key, :type, :fingerprint, :payload, 'running', 1)
+            (idempotency_key, command_type, fingerprint, payload, state, attempts, deliveries)
+        VALUES (:key, :type, :fingerprint, :payload, 'running', 1, 1)
         ON CONFLICT (idempotency_key) DO UPDATE SET
+            deliveries = d.deliveries + 1,
             attempts = CASE
                 WHEN d.state IN ('failed', 'discarded') OR EXISTS (SELECT FROM decided)
                 THEN d.attempts ELSE d.attempts + 1 END,

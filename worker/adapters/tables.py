@@ -96,6 +96,8 @@ command_deliveries = Table(
     # Counted in its own committed statement at the start of every delivery, so a
     # message that kills its worker still uses up attempts.
     Column("attempts", Integer, nullable=False, server_default=text("0")),
+    # every message a worker took for this key, duplicates of a decided key included
+    Column("deliveries", Integer, nullable=False, server_default=text("0")),
     Column("last_error", Text),
     Column("discard_reason", Text),
     # how often maintenance re-sent this command because no outcome came (bounded)
