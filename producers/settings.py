@@ -60,7 +60,10 @@ class Settings(BaseSettings):
     pool_max_overflow: int = Field(default=5, ge=0)
     pool_timeout_seconds: PositiveFloat = 10.0
     pool_recycle_seconds: int = 1800
-    pool_pre_ping: bool = True
+    # A ping per checkout costs a round trip on every command; without it a connection
+    # the server dropped fails its first statement, which the worker retries as a
+    # transient error (and SQLAlchemy then replaces the pool's connections).
+    pool_pre_ping: bool = False
     statement_timeout_ms: int = Field(default=15_000, ge=0)
     lock_timeout_ms: int = Field(default=5_000, ge=0)
     idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
@@ -88,6 +91,8 @@ class Settings(BaseSettings):
     redis_unacked_restore_interval_seconds: PositiveInt = 30
     # A broker that hangs without closing the connection must not hang a publish.
     broker_socket_timeout_seconds: PositiveFloat = 10.0
+    # Celery task events (see celery_config.py): Flower turns them on while it runs
+    task_events: bool = False
     max_payload_bytes: PositiveInt = 64 * 1024
 
     # -- library loans --------------------------------------------------------------------

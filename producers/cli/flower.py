@@ -51,7 +51,7 @@ def flower_arguments(settings: Settings, port: int | None, address: str | None) 
         "flower",
         f"--port={port or settings.flower_port}",
         f"--address={address or settings.flower_address}",
-        # ask workers to send task events (they do anyway: worker_send_task_events)
+        # ask workers to send task events while Flower watches (off by default: cost)
         "--enable_events=True",
         "--persistent=True",
         f"--db={state}",

@@ -80,7 +80,8 @@ class DeliveryLog:
         One statement reads the ledger and counts: a duplicate delivery of a key that
         already has an outcome gets that outcome back and uses up no attempt.
         """
-        with self.engine.begin() as connection:
+        # One statement, autocommit: no BEGIN/COMMIT round trips around it.
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             row = connection.execute(
                 _RECORD_ATTEMPT,
                 {"key": key, "type": command_type, "fingerprint": fingerprint, "payload": payload},

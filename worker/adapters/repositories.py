@@ -226,13 +226,16 @@ class OrderRepository:
         self.sql = sql
 
     def add(self, order: Order) -> None:
-        """Insert the order and its lines; the order number comes from the sequence."""
+        """Insert the order row; the order number comes from the sequence. Its lines
+        follow with `add_items` (which can join a batch of writes)."""
         row = self.sql.one(
             _ADD_ORDER,
             (order.idempotency_key, order.customer_ref, str(order.status), order.total_cents),
         )
         assert row is not None
         order.id, order.order_number, order.version, order.created_at = row
+
+    def add_items(self, order: Order) -> None:
         self.sql.executemany(
             _ADD_ITEM,
             [

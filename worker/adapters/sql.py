@@ -14,24 +14,16 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 Params = Sequence[Any] | dict[str, Any]
 
 
 class Sql:
-    """Statements on the session's connection (the transaction is the session's)."""
+    """Statements on the unit of work's connection, inside its transaction."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
-        self._connection: psycopg.Connection[Any] | None = None
-
-    @property
-    def connection(self) -> psycopg.Connection[Any]:
-        if self._connection is None:
-            # session.connection() starts the session's transaction on this connection
-            self._connection = self._session.connection().connection.driver_connection  # type: ignore[assignment]
-        return self._connection  # type: ignore[return-value]
+    def __init__(self, connection: Connection) -> None:
+        self.connection: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
 
     def one(self, query: str, params: Params = ()) -> tuple[Any, ...] | None:
         return self.connection.execute(query, params).fetchone()  # type: ignore[arg-type]

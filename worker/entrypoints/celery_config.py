@@ -50,9 +50,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_publish_retry_policy": publish_retry_policy(settings),
         "task_default_queue": settings.command_queue,
         "task_routes": {"orderq.maintenance.*": {"queue": settings.maintenance_queue}},
-        # Flower shows tasks from the moment they are sent, not just when they start.
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Task events cost three extra broker messages per command. Off by default:
+        # Flower switches them on in every worker while it watches (--enable_events),
+        # ORDERQ_TASK_EVENTS=true keeps them on for other monitors.
+        "worker_send_task_events": settings.task_events,
+        "task_send_sent_event": settings.task_events,
         "worker_hijack_root_logger": False,
         # Maintenance jobs (their intervals come from settings; 0 turns one off).
         "beat_schedule": beat_schedule(settings),

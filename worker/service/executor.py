@@ -1,11 +1,19 @@
 """One command, one transaction: claim the key, run the handler, store the outcome.
 
-claim key in ledger ──(already there)──► replay stored outcome (or refuse reuse)
-      │
-SAVEPOINT ─ handler ─┬─ result ────► outcome succeeded
-                     └─ Rejected ──► savepoint rolled back, outcome rejected
-      │
-write outcome to the ledger row ─► COMMIT (the only commit)
+    claim key in ledger ──(already there)──► replay stored outcome (or refuse reuse)
+          │
+    handler ─┬─ result ─► write outcome to the ledger row ─► COMMIT (the only commit)
+             │
+             └─ Rejected (or the key's business row already exists) ─► ROLLBACK, then
+                a second transaction: claim again ─► (a concurrent delivery decided
+                meanwhile? replay it) ─► recover or write the rejection ─► COMMIT
+
+A rejection throws away everything the handler wrote by rolling back the whole
+transaction rather than a savepoint: the common path (success) then pays no
+SAVEPOINT/RELEASE round trips, and only the rarer rejected path pays a second short
+transaction. The decision was taken under the first transaction's locks; recording it
+a moment later is a valid order of events, and the ledger's unique key still lets
+only one outcome per key be stored.
 """
 
 from __future__ import annotations
@@ -20,48 +28,61 @@ from worker.service.context import CommandContext
 from worker.service.outcome import Outcome
 from worker.service.unit_of_work import UnitOfWork
 
-Action = Callable[[], dict[str, Any]]
+Action = Callable[[UnitOfWork], dict[str, Any]]
 
 
 def execute(
-    uow: UnitOfWork,
+    new_uow: Callable[[], UnitOfWork],
     ctx: CommandContext,
     command_type: str,
     fingerprint: str,
-    action: Callable[[UnitOfWork], dict[str, Any]],
-    recover: Callable[[UnitOfWork], dict[str, Any]] | None = None,
+    action: Action,
+    recover: Action | None = None,
 ) -> Outcome:
     """Run `action` exactly once for `ctx.key`, or replay the outcome already stored.
 
     `recover` answers a delivery whose ledger row is gone (purged after the retention
     window) but whose business row exists: the action's insert hits the business
     unique key, or the rules reject the command because its own earlier effect is in
-    the way (the copy is on loan — by this key's loan); the savepoint undoes the
-    action, and `recover` reads the existing row. It raises `LookupError` when there
-    is none, and may raise `Rejected` (a reused key).
+    the way (the copy is on loan — by this key's loan); `recover` reads the existing
+    row in a fresh transaction. It raises `LookupError` when there is none, and may
+    raise `Rejected` (a reused key).
     """
     key = ctx.key
-    with uow:
+    with new_uow() as uow:
         existing = uow.ledger.claim(key, command_type, fingerprint)
         if existing is not None:
             return replay(existing, fingerprint)
         ctx.failpoint("after_claim")
         try:
-            with uow.savepoint():
-                outcome = Outcome.succeeded(key, action(uow))
+            outcome = Outcome.succeeded(key, action(uow))
         except Rejected as rejection:
-            outcome = _recovered(key, recover, uow) or _rejected(key, rejection)
+            refusal: Rejected | None = rejection
         except Exception as error:
             if recover is None or not is_business_key_duplicate(error):
                 raise
-            outcome = _recovered(key, recover, uow)
-            if outcome is None:
-                raise error from None  # not this key's row: let the taxonomy decide
-        uow.ledger.record(key, outcome.status, outcome.ledger_result(), outcome.reason, ctx.attempt)
-        uow.flush()
-        ctx.failpoint("before_commit")
-        uow.commit()
-        return outcome
+            refusal, duplicate = None, error
+        else:
+            return _commit(uow, ctx, outcome)
+    # The first transaction rolled back with everything the handler wrote.
+    with new_uow() as uow:
+        existing = uow.ledger.claim(key, command_type, fingerprint)
+        if existing is not None:
+            return replay(existing, fingerprint)
+        outcome = _recovered(key, recover, uow)
+        if outcome is None:
+            if refusal is None:
+                raise duplicate from None  # not this key's row: let the taxonomy decide
+            outcome = _rejected(key, refusal)
+        return _commit(uow, ctx, outcome)
+
+
+def _commit(uow: UnitOfWork, ctx: CommandContext, outcome: Outcome) -> Outcome:
+    uow.ledger.record(ctx.key, outcome.status, outcome.ledger_result(), outcome.reason, ctx.attempt)
+    uow.flush()
+    ctx.failpoint("before_commit")
+    uow.commit()
+    return outcome
 
 
 def _rejected(key: str, rejection: Rejected) -> Outcome:

@@ -60,6 +60,7 @@ def place_order_handler(
     )
     uow.orders.add(order)  # the order number comes from the database sequence
     with uow.batched():
+        uow.orders.add_items(order)
         uow.products.save_stock(product.stock for product in catalogue.values())
         uow.products.add_movements(movements)
     return {

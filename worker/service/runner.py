@@ -141,6 +141,9 @@ class CommandRunner:
         check_message(message, self.settings.max_payload_bytes)  # before any field is read
         return parse_command(message, expected_type)
 
+    def _new_uow(self) -> UnitOfWork:
+        return UnitOfWork(self.session_factory)
+
     def _stored_outcome(self, command: Command) -> Outcome | None:
         with UnitOfWork(self.session_factory) as uow:
             existing = uow.ledger.find(command.key)
@@ -150,7 +153,7 @@ class CommandRunner:
         handler = handler_for(command)
         recovery = recovery_for(command)
         return execute(
-            UnitOfWork(self.session_factory),
+            self._new_uow,
             ctx,
             command.type,
             command.fingerprint(),
@@ -245,7 +248,7 @@ class CommandRunner:
             fingerprint = fingerprint_of({"unrepresentable": repr(body)[:1000]})
         ctx = CommandContext(key, 1, self.failpoints)
         try:
-            return execute(UnitOfWork(self.session_factory), ctx, command_type, fingerprint, refuse)
+            return execute(self._new_uow, ctx, command_type, fingerprint, refuse)
         except Exception as error:
             return self._bookkeeping_failed(key, "store the rejection of", error, retries)
 

@@ -1,16 +1,22 @@
-"""The unit of work: one session, one transaction, the only place that commits.
+"""The unit of work: one connection, one transaction, the only place that commits.
 
 Leaving the `with` block without `commit()` rolls everything back, so an exception
 anywhere in a handler leaves no trace in the database.
+
+The ledger, orders and stock use hand-written SQL on the connection; the loan
+repositories use an ORM session, created only when a loan command first needs one and
+joined to the same connection and transaction. Order commands thus pay nothing for
+the ORM.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
+from functools import cached_property
 from typing import Any, Self
 
-from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from worker.adapters.loan_repositories import (
     CopyRepository,
@@ -25,58 +31,69 @@ from worker.adapters.sql import Sql
 
 
 class UnitOfWork:
-    """One PostgreSQL transaction with the repositories that work inside it."""
+    """One PostgreSQL transaction with the repositories that work inside it (use once)."""
 
-    ledger: LedgerRepository
-    products: ProductRepository
-    orders: OrderRepository
-    clock: LibraryClock
-    members: MemberRepository
-    works: WorkRepository
-    copies: CopyRepository
-    loans: LoanRepository
-    reservations: ReservationRepository
+    connection: Connection
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
+        self._engine: Engine = session_factory.kw["bind"]
 
     def __enter__(self) -> Self:
-        self.session = self._session_factory()
-        self.sql = Sql(self.session)
+        self.connection = self._engine.connect()
+        self.connection.begin()
+        self.sql = Sql(self.connection)
         self.ledger = LedgerRepository(self.sql)
         self.products = ProductRepository(self.sql)
         self.orders = OrderRepository(self.sql)
-        self.clock = LibraryClock(self.session)
-        self.members = MemberRepository(self.session)
-        self.works = WorkRepository(self.session)
-        self.copies = CopyRepository(self.session)
-        self.loans = LoanRepository(self.session)
-        self.reservations = ReservationRepository(self.session)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         try:
-            self.session.rollback()  # no-op after commit
+            if "session" in self.__dict__:
+                self.session.close()
+            self.connection.rollback()  # no-op after commit
         finally:
-            self.session.close()
+            self.connection.close()
 
-    @contextmanager
-    def savepoint(self) -> Iterator[SessionTransaction]:
-        """A nested transaction: a business rejection undoes only the handler's work."""
-        nested = self.session.begin_nested()
-        # Emit the SAVEPOINT now: the hand-written SQL does not pass through the session,
-        # which would otherwise only send it with its own next statement.
-        self.session.connection()
-        with nested:
-            yield nested
+    @cached_property
+    def session(self) -> Session:
+        """The ORM session for the loan repositories, in this unit's transaction."""
+        return self._session_factory(bind=self.connection, join_transaction_mode="rollback_only")
+
+    @cached_property
+    def clock(self) -> LibraryClock:
+        return LibraryClock(self.session)
+
+    @cached_property
+    def members(self) -> MemberRepository:
+        return MemberRepository(self.session)
+
+    @cached_property
+    def works(self) -> WorkRepository:
+        return WorkRepository(self.session)
+
+    @cached_property
+    def copies(self) -> CopyRepository:
+        return CopyRepository(self.session)
+
+    @cached_property
+    def loans(self) -> LoanRepository:
+        return LoanRepository(self.session)
+
+    @cached_property
+    def reservations(self) -> ReservationRepository:
+        return ReservationRepository(self.session)
 
     def batched(self) -> AbstractContextManager[None]:
         """Writes inside go to the server in one round trip (errors surface at the end)."""
         return self.sql.pipeline()
 
     def flush(self) -> None:
-        """Send pending changes (server-generated values become readable)."""
-        self.session.flush()
+        """Send the ORM's pending changes (server-generated values become readable)."""
+        if "session" in self.__dict__:
+            self.session.flush()
 
     def commit(self) -> None:
-        self.session.commit()
+        self.flush()
+        self.connection.commit()
