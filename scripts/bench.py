@@ -263,6 +263,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=int, default=3000, help="commands per measurement")
     parser.add_argument("--skus", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     args = parser.parse_args()
 
@@ -278,7 +279,7 @@ def main() -> int:
         figures["bare_hot"] = bare_rate([hot], args.orders, with_ledger=False)
         figures["bare_ledger"] = bare_rate(skus, args.orders, with_ledger=True)
 
-    worker = BenchWorker(concurrency=2, name="bench")
+    worker = BenchWorker(concurrency=args.concurrency, name="bench")
     worker.start()
     try:
         with console.status("celery no-op"):
