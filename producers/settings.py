@@ -135,6 +135,9 @@ class Settings(BaseSettings):
         "order_items",
         "stock_levels",
         "stock_movements",
+        "loans",
+        "copies",
+        "reservations",
     )
     analyze_min_changed_rows: int = Field(default=1000, ge=0)
     # a statement regressed when its mean time over the last period exceeds its

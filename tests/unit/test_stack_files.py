@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from producers.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES_DOC = ROOT / "docs" / "operations.md"
+SERVICES_DOC = ROOT / "README.md"
 INFRASTRUCTURE = {"postgres", "redis"}
 
 
