@@ -7,7 +7,6 @@ repositories execute (compiled from `worker/adapters/loan_repositories.py`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 from sqlalchemy import Connection, Engine, Select, text
 
 from tests.support.ids import unique
+from tests.support.plans import plan_nodes
 from worker.adapters.loan_repositories import copy_active_loan_query, member_active_loans_query
 
 LOANS = 100_000
@@ -72,17 +72,10 @@ def hundred_thousand_loans(
             transaction.rollback()
 
 
-def plan_nodes(connection: Connection, query: Select) -> list[dict[str, Any]]:
-    """Every node of the statement's plan, flattened."""
+def compiled_plan(connection: Connection, query: Select) -> list[dict[str, Any]]:
+    """Every node of the repository statement's plan, flattened."""
     sql = query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
-    [[document]] = connection.execute(text(f"EXPLAIN (FORMAT JSON) {sql}")).all()
-    plan = (document if isinstance(document, list) else json.loads(document))[0]["Plan"]
-    nodes, pending = [], [plan]
-    while pending:
-        node = pending.pop()
-        nodes.append(node)
-        pending.extend(node.get("Plans", []))
-    return nodes
+    return plan_nodes(connection, str(sql))
 
 
 def loan_scans(nodes: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
@@ -105,7 +98,7 @@ def test_the_fixture_is_the_size_the_plans_are_judged_on(hundred_thousand_loans)
 def test_members_active_loans_use_the_partial_member_index(hundred_thousand_loans):
     connection, ids = hundred_thousand_loans
 
-    scans = loan_scans(plan_nodes(connection, member_active_loans_query(ids["member"])))
+    scans = loan_scans(compiled_plan(connection, member_active_loans_query(ids["member"])))
 
     assert scans, "the plan never reads loans"
     assert {index for _, index in scans if index} == {"ix_loans_member_id_active"}
@@ -115,7 +108,7 @@ def test_members_active_loans_use_the_partial_member_index(hundred_thousand_loan
 def test_copy_availability_uses_the_one_active_loan_per_copy_index(hundred_thousand_loans):
     connection, ids = hundred_thousand_loans
 
-    scans = loan_scans(plan_nodes(connection, copy_active_loan_query(ids["copy"])))
+    scans = loan_scans(compiled_plan(connection, copy_active_loan_query(ids["copy"])))
 
     assert scans, "the plan never reads loans"
     assert {index for _, index in scans if index} == {"uq_loans_copy_id_active"}

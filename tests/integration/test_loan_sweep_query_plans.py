@@ -7,7 +7,6 @@ test_loan_query_plans.py). The statements explained are the finders' own
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 from sqlalchemy import Connection, Engine, TextClause, text
 
 from tests.support.ids import unique
+from tests.support.plans import plan_nodes
 from worker.adapters.due_rows import EXPIRED_HOLDS_SQL, UNMARKED_OVERDUE_LOANS_SQL
 
 ROWS = 100_000
@@ -77,16 +77,9 @@ def big_tables(engine: Engine) -> Iterator[Connection]:
 
 def scans(connection: Connection, statement: TextClause, params: dict[str, Any]) -> list:
     """(node type, index name, relation) of every scan node in the statement's plan."""
-    [[document]] = connection.execute(text(f"EXPLAIN (FORMAT JSON) {statement.text}"), params).all()
-    plan = (document if isinstance(document, list) else json.loads(document))[0]["Plan"]
-    nodes, pending = [], [plan]
-    while pending:
-        node = pending.pop()
-        nodes.append(node)
-        pending.extend(node.get("Plans", []))
     return [
         (n["Node Type"], n.get("Index Name"), n.get("Relation Name"))
-        for n in nodes
+        for n in plan_nodes(connection, statement.text, params)
         if "Scan" in n["Node Type"]
     ]
 

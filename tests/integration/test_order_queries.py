@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
@@ -11,6 +10,7 @@ from producers.commands import CancelOrder
 from producers.order_queries import find_order, page_orders, status_report
 from tests.support.commands import new_product, order_for, run
 from tests.support.ids import unique
+from tests.support.plans import index_names
 
 
 def test_find_order_returns_its_lines(runner, engine):
@@ -66,18 +66,6 @@ def test_report_counts_and_sums_per_status(runner, engine):
     assert after[0]["total_cents"] == before["placed"]["total_cents"] + 600
 
 
-def plan_indexes(connection, sql: str, **params) -> set[str]:
-    plan = connection.execute(text(f"EXPLAIN (FORMAT JSON) {sql}"), params).scalar()
-    plan = plan if isinstance(plan, list) else json.loads(plan)
-    found, stack = set(), [plan[0]["Plan"]]
-    while stack:
-        node = stack.pop()
-        if "Index Name" in node:
-            found.add(node["Index Name"])
-        stack.extend(node.get("Plans", []))
-    return found
-
-
 def test_page_and_report_use_the_status_created_at_index(engine):
     # 30k orders in a transaction that is rolled back: the plan is real, the rows vanish.
     with engine.connect() as connection, connection.begin() as transaction:
@@ -92,12 +80,12 @@ def test_page_and_report_use_the_status_created_at_index(engine):
         )
         connection.execute(text("ANALYZE orders"))
 
-        page = plan_indexes(
+        page = index_names(
             connection,
             "SELECT id FROM orders WHERE status = 'paid' AND (created_at, id) < (now(), 0) "
             "ORDER BY created_at DESC, id DESC LIMIT 20",
         )
-        report = plan_indexes(
+        report = index_names(
             connection,
             "SELECT count(*), sum(total_cents) FROM orders WHERE status = 'paid' "
             "AND created_at >= now() - interval '1 day' AND created_at < now()",
