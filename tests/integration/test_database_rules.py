@@ -88,3 +88,22 @@ def test_zero_quantity_order_line_is_refused(runner, engine):
             k=command.key,
             s=other_sku,
         )
+
+
+def test_order_numbers_keep_growing_past_a_million(runner, engine):
+    """ORD-999999 is followed by ORD-1000000, not by a cut-off duplicate."""
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "SELECT setval('order_number_seq', greatest(last_value, 999998)) "
+                "FROM order_number_seq"
+            )
+        )
+    sku = new_product(runner, stock=5)
+
+    numbers = [run(runner, order_for(sku)).result["order_number"] for _ in range(3)]
+
+    assert len(set(numbers)) == 3
+    assert all(number.startswith("ORD-") for number in numbers)
+    assert max(int(number[4:]) for number in numbers) >= 1_000_000
+    assert any(len(number) >= len("ORD-1000000") for number in numbers)

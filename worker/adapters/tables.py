@@ -178,7 +178,8 @@ orders = Table(
         Text,
         nullable=False,
         unique=True,  # serves: look up an order by number (pay, ship, cancel, status)
-        server_default=text("'ORD-' || lpad(nextval('order_number_seq')::text, 6, '0')"),
+        # ORD-000042: at least six digits, never cut (migration 0008 defines it)
+        server_default=text("next_order_number()"),
     ),
     Column("idempotency_key", Text, nullable=False, unique=True),
     Column("customer_ref", Text, nullable=False),
