@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
-from producers.cli.ops import ALEMBIC_INI
-from tests.support.database import recreate_empty_database
-from tests.support.environment import TEST_DATABASE_URL
-from worker.adapters.tables import metadata
+from tests.support.migrations import (
+    alembic_config,
+    index_build_waiting,
+    index_validity,
+    scratch_engine,
+    upgrading_while_a_writer_holds,
+    wait_until,
+    write_with_lock_timeout,
+)
 
 LEDGER_ROW = (
     "INSERT INTO command_ledger (idempotency_key, command_type, fingerprint, status, result) "
@@ -26,49 +26,10 @@ LEDGER_ROW = (
 )
 
 
-def alembic_config(url: str) -> Config:
-    config = Config(str(ALEMBIC_INI))
-    config.attributes["database_url"] = url
-    config.attributes["configure_logging"] = False
-    return config
-
-
 @pytest.fixture
 def scratch_database() -> Iterator[tuple[str, Engine]]:
-    url = make_url(TEST_DATABASE_URL)
-    url = url.set(database=f"{url.database}_migrations").render_as_string(hide_password=False)
-    recreate_empty_database(url)
-    engine = create_engine(url)
-    yield url, engine
-    engine.dispose()
-
-
-def wait_until(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.05)
-
-
-def index_build_waiting(engine: Engine, table: str) -> bool:
-    with engine.connect() as connection:
-        return bool(
-            connection.execute(
-                text(
-                    "SELECT 1 FROM pg_stat_progress_create_index p "
-                    "JOIN pg_class c ON c.oid = p.relid WHERE c.relname = :t"
-                ),
-                {"t": table},
-            ).scalar()
-        )
-
-
-def write_with_lock_timeout(engine: Engine, key: str) -> None:
-    """One committed write that refuses to wait more than a second for a table lock."""
-    with engine.begin() as connection:
-        connection.execute(text("SET LOCAL lock_timeout = '1s'"))
-        connection.execute(text(LEDGER_ROW), {"key": key})
+    with scratch_engine() as database:
+        yield database
 
 
 def test_the_index_migration_lets_writes_through_while_it_builds(scratch_database):
@@ -84,41 +45,19 @@ def test_the_index_migration_lets_writes_through_while_it_builds(scratch_databas
         )
     # An open write transaction makes CREATE INDEX CONCURRENTLY wait for it: the build
     # stays in progress for as long as this test needs to look at it.
-    writer = engine.connect()
-    writer.execute(text(LEDGER_ROW), {"key": "in-flight"})
-    errors: list[BaseException] = []
+    with upgrading_while_a_writer_holds(
+        url, engine, "0005", "command_ledger", LEDGER_ROW, key="in-flight"
+    ):
+        # a plain CREATE INDEX would block this write
+        write_with_lock_timeout(engine, LEDGER_ROW, key="during-build")
 
-    def migrate() -> None:
-        try:
-            command.upgrade(alembic_config(url), "0005")
-        except BaseException as error:  # reported by the assertion below
-            errors.append(error)
-
-    migration = threading.Thread(target=migrate)
-    migration.start()
-    try:
-        wait_until(lambda: index_build_waiting(engine, "command_ledger"))
-
-        write_with_lock_timeout(engine, "during-build")  # a plain CREATE INDEX would block it
-
-        assert migration.is_alive() and index_build_waiting(engine, "command_ledger")
-    finally:
-        writer.commit()
-        writer.close()
-        migration.join(60)
-    assert not errors and not migration.is_alive()
     with engine.connect() as connection:
-        valid = connection.execute(
-            text(
-                "SELECT c.relname, i.indisvalid FROM pg_index i "
-                "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = ANY(:names)"
-            ),
-            {"names": ["ix_command_ledger_created_at", "ix_command_deliveries_pending_updated_at"]},
-        ).all()
         written = connection.execute(
             text("SELECT count(*) FROM command_ledger WHERE idempotency_key = 'during-build'")
         ).scalar()
-    assert sorted(valid) == [
+    assert index_validity(
+        engine, ["ix_command_ledger_created_at", "ix_command_deliveries_pending_updated_at"]
+    ) == [
         ("ix_command_deliveries_pending_updated_at", True),
         ("ix_command_ledger_created_at", True),
     ]
@@ -140,7 +79,7 @@ def test_a_plain_index_build_would_have_blocked_the_same_write(scratch_database)
             lambda: index_build_waiting(engine, "command_ledger") or _waiting_on_lock(engine)
         )
         with pytest.raises(OperationalError, match="lock timeout"):
-            write_with_lock_timeout(engine, "during-build")
+            write_with_lock_timeout(engine, LEDGER_ROW, key="during-build")
     finally:
         writer.commit()
         writer.close()
@@ -162,14 +101,3 @@ def _waiting_on_lock(engine: Engine) -> bool:
                 )
             ).scalar()
         )
-
-
-def test_migrations_round_trip_and_match_the_declared_schema(scratch_database):
-    url, engine = scratch_database
-    config = alembic_config(url)
-    command.upgrade(config, "head")
-    command.downgrade(config, "base")
-    command.upgrade(config, "head")
-    with engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), metadata)
-    assert diff == []

@@ -3,16 +3,15 @@ keep taking writes while it runs."""
 
 from __future__ import annotations
 
-import threading
-
 from alembic import command
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 
-from tests.integration.test_concurrent_index_migration import (  # noqa: F401 (fixture)
+from tests.integration.test_concurrent_index_migration import scratch_database  # noqa: F401
+from tests.support.migrations import (
     alembic_config,
-    index_build_waiting,
-    scratch_database,
-    wait_until,
+    index_validity,
+    upgrading_while_a_writer_holds,
+    write_with_lock_timeout,
 )
 
 SETUP = """
@@ -37,13 +36,6 @@ LOAN = (
 )
 
 
-def write_with_lock_timeout(engine: Engine, sql: str, **params: str) -> None:
-    """One committed write that refuses to wait more than a second for a table lock."""
-    with engine.begin() as connection:
-        connection.execute(text("SET LOCAL lock_timeout = '1s'"))
-        connection.execute(text(sql), params)
-
-
 def test_migration_0006_lets_loan_and_reservation_writes_through(scratch_database):  # noqa: F811
     url, engine = scratch_database
     command.upgrade(alembic_config(url), "0005")
@@ -51,38 +43,14 @@ def test_migration_0006_lets_loan_and_reservation_writes_through(scratch_databas
         connection.execute(text(SETUP))
     # An open write on reservations keeps the concurrent build there waiting, so the
     # test can write while the build is visibly in progress.
-    writer = engine.connect()
-    writer.execute(text(RESERVATION), {"member": "M-MIG-1"})
-    errors: list[BaseException] = []
-
-    def migrate() -> None:
-        try:
-            command.upgrade(alembic_config(url), "0006")
-        except BaseException as error:  # reported by the assertion below
-            errors.append(error)
-
-    migration = threading.Thread(target=migrate)
-    migration.start()
-    try:
-        wait_until(lambda: index_build_waiting(engine, "reservations"))
-
+    with upgrading_while_a_writer_holds(
+        url, engine, "0006", "reservations", RESERVATION, member="M-MIG-1"
+    ):
         write_with_lock_timeout(engine, RESERVATION, member="M-MIG-2")
         write_with_lock_timeout(engine, LOAN, key="during-build", barcode="C-MIG-1")
 
-        assert migration.is_alive() and index_build_waiting(engine, "reservations")
-    finally:
-        writer.commit()
-        writer.close()
-        migration.join(60)
-    assert not errors and not migration.is_alive()
+    valid = index_validity(engine, ["ix_reservations_ready_until", "ix_loans_due_at_unmarked"])
     with engine.connect() as connection:
-        valid = connection.execute(
-            text(
-                "SELECT c.relname, i.indisvalid FROM pg_index i "
-                "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = ANY(:names)"
-            ),
-            {"names": ["ix_reservations_ready_until", "ix_loans_due_at_unmarked"]},
-        ).all()
         checks = connection.execute(
             text(
                 "SELECT conname, convalidated FROM pg_constraint "

@@ -5,32 +5,18 @@ from __future__ import annotations
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
-from sqlalchemy.engine import make_url
 
-from producers.cli.ops import ALEMBIC_INI
-from producers.database import normalize_database_url
-from tests.support.database import recreate_empty_database
 from tests.support.environment import TEST_DATABASE_URL
+from tests.support.migrations import alembic_config, scratch_database_url
 from worker.adapters.tables import metadata
 
 
 @pytest.fixture(scope="module")
 def empty_database_url() -> str:
-    url = make_url(normalize_database_url(TEST_DATABASE_URL))
-    scratch = url.set(database=f"{url.database}_migrations").render_as_string(hide_password=False)
-    recreate_empty_database(scratch)
-    return scratch
-
-
-def alembic_config(url: str) -> Config:
-    config = Config(str(ALEMBIC_INI))
-    config.attributes["database_url"] = url
-    config.attributes["configure_logging"] = False
-    return config
+    return scratch_database_url()
 
 
 def table_names(url: str) -> set[str]:

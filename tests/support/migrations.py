@@ -1,0 +1,115 @@
+"""Running migrations in tests: Alembic config, a scratch database, and watching a
+migration build an index while other sessions write."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from producers.cli.ops import ALEMBIC_INI
+from tests.support.database import recreate_empty_database
+from tests.support.environment import TEST_DATABASE_URL
+
+
+def alembic_config(url: str) -> Config:
+    config = Config(str(ALEMBIC_INI))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logging"] = False
+    return config
+
+
+def scratch_database_url() -> str:
+    """An empty database next to the test database (dropped and re-created)."""
+    url = make_url(TEST_DATABASE_URL)
+    scratch = url.set(database=f"{url.database}_migrations").render_as_string(hide_password=False)
+    recreate_empty_database(scratch)
+    return scratch
+
+
+@contextmanager
+def scratch_engine() -> Iterator[tuple[str, Engine]]:
+    url = scratch_database_url()
+    engine = create_engine(url)
+    try:
+        yield url, engine
+    finally:
+        engine.dispose()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.05)
+
+
+def index_build_waiting(engine: Engine, table: str) -> bool:
+    """Is an index build on `table` in progress (pg_stat_progress_create_index)?"""
+    with engine.connect() as connection:
+        return bool(
+            connection.execute(
+                text(
+                    "SELECT 1 FROM pg_stat_progress_create_index p "
+                    "JOIN pg_class c ON c.oid = p.relid WHERE c.relname = :t"
+                ),
+                {"t": table},
+            ).scalar()
+        )
+
+
+def write_with_lock_timeout(engine: Engine, sql: str, **params: object) -> None:
+    """One committed write that refuses to wait more than a second for a table lock."""
+    with engine.begin() as connection:
+        connection.execute(text("SET LOCAL lock_timeout = '1s'"))
+        connection.execute(text(sql), params)
+
+
+@contextmanager
+def upgrading_while_a_writer_holds(
+    url: str, engine: Engine, revision: str, table: str, held_write: str, **params: object
+) -> Iterator[None]:
+    """Upgrade to `revision` in a thread while an open transaction holds `held_write`:
+    a CONCURRENTLY build then waits for it, visibly in progress, for as long as the
+    body runs. Afterwards the writer commits and the migration must finish cleanly."""
+    writer = engine.connect()
+    writer.execute(text(held_write), params)
+    errors: list[BaseException] = []
+
+    def migrate() -> None:
+        try:
+            command.upgrade(alembic_config(url), revision)
+        except BaseException as error:  # reported by the assertion below
+            errors.append(error)
+
+    migration = threading.Thread(target=migrate)
+    migration.start()
+    try:
+        wait_until(lambda: index_build_waiting(engine, table))
+        yield
+        assert migration.is_alive() and index_build_waiting(engine, table)
+    finally:
+        writer.commit()
+        writer.close()
+        migration.join(60)
+    assert not errors and not migration.is_alive()
+
+
+def index_validity(engine: Engine, names: list[str]) -> list[tuple[str, bool]]:
+    """(index name, indisvalid) for `names`, sorted."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT c.relname, i.indisvalid FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = ANY(:names)"
+            ),
+            {"names": names},
+        ).all()
+    return sorted((name, valid) for name, valid in rows)
