@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, text, update
-from sqlalchemy.dialects.postgresql import JSONB
+from psycopg.types.json import Jsonb
+from sqlalchemy import Engine, func, update
 
 from worker.adapters import tables
 from worker.adapters.repositories import LedgerEntry
@@ -20,16 +20,17 @@ deliveries = tables.command_deliveries
 #: States in which a key is not run again until an operator replays it.
 DEAD_STATES = ("failed", "discarded")
 
-_RECORD_ATTEMPT = text(
-    """
+# Hand-written SQL straight through psycopg, like the other hot-path statements: it
+# runs once per delivery.
+_RECORD_ATTEMPT = """
     WITH decided AS (
         SELECT command_type, fingerprint, status, result, reason
         FROM command_ledger
-        WHERE idempotency_key = :key AND status <> 'processing'
+        WHERE idempotency_key = %(key)s AND status <> 'processing'
     ), counted AS (
         INSERT INTO command_deliveries AS d
             (idempotency_key, command_type, fingerprint, payload, state, attempts, deliveries)
-        VALUES (:key, :type, :fingerprint, :payload, 'running', 1, 1)
+        VALUES (%(key)s, %(type)s, %(fingerprint)s, %(payload)s, 'running', 1, 1)
         ON CONFLICT (idempotency_key) DO UPDATE SET
             deliveries = d.deliveries + 1,
             attempts = CASE
@@ -43,8 +44,7 @@ _RECORD_ATTEMPT = text(
            decided.command_type AS ledger_type, decided.fingerprint AS ledger_fingerprint,
            decided.status, decided.result, decided.reason
     FROM counted LEFT JOIN decided ON true
-    """
-).bindparams(bindparam("payload", type_=JSONB))
+"""
 
 
 @dataclass(frozen=True)
@@ -82,18 +82,22 @@ class DeliveryLog:
         """
         # One statement, autocommit: no BEGIN/COMMIT round trips around it.
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            row = connection.execute(
+            row = connection.connection.driver_connection.execute(  # type: ignore[union-attr]
                 _RECORD_ATTEMPT,
-                {"key": key, "type": command_type, "fingerprint": fingerprint, "payload": payload},
-            ).one()
+                {
+                    "key": key,
+                    "type": command_type,
+                    "fingerprint": fingerprint,
+                    "payload": Jsonb(payload),
+                },
+            ).fetchone()
+        attempts, state, error, ledger_type, ledger_fingerprint, status, result, reason = row
         decided = (
-            LedgerEntry(
-                key, row.ledger_type, row.ledger_fingerprint, row.status, row.result, row.reason
-            )
-            if row.status is not None
+            LedgerEntry(key, ledger_type, ledger_fingerprint, status, result, reason)
+            if status is not None
             else None
         )
-        return Attempt(row.attempts, row.state, row.error, decided)
+        return Attempt(attempts, state, error, decided)
 
     def record_error(self, key: str, error: str) -> None:
         """Remember the latest failure of a key that will be retried."""
