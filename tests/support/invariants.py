@@ -175,6 +175,8 @@ def no_effect_without_a_success(connection: Connection, scope: Scope) -> list[st
 def stock_never_negative_and_reconciled(connection: Connection, scope: Scope) -> list[str]:
     """On hand and reserved are never negative, reserved <= on hand, and both equal the
     sums of the product's stock movements."""
+    if not scope.skus:
+        raise NotApplicable("no products in scope")
     rows = connection.execute(
         text(
             """
