@@ -204,7 +204,8 @@ def _key() -> str:
 class LoanWorkload:
     """A small library under contention: many members with low loan limits race for
     the few copies of a few works — checkouts, returns at the front desk, renewals,
-    reservations and cancellations. Follow-ups act like the people involved: a
+    reservations and cancellations (of every work but the last, whose loans can be
+    renewed). Follow-ups act like the people involved: a
     borrower returns (or renews, then returns) or keeps the book; a member whose hold
     is ready collects it (or cancels); a collection that is refused cancels the hold
     so the copy moves on."""
@@ -252,16 +253,17 @@ class LoanWorkload:
         commands: list[Command] = []
         for _ in range(count):
             member, barcode = rng.choice(self.member_numbers), rng.choice(self.barcodes)
-            work, roll = rng.choice(list(self.copies_of)), rng.random()
-            if roll < 0.55:
+            # nobody reserves the last work: its loans can be renewed (a queue refuses it)
+            work, roll = rng.choice(list(self.copies_of)[:-1]), rng.random()
+            if roll < 0.68:
                 commands.append(
                     self._then("borrow", CheckoutCopy(key=_key(), member=member, barcode=barcode))
                 )
-            elif roll < 0.69:
+            elif roll < 0.82:
                 commands.append(
                     self._then("reserve", PlaceReservation(key=_key(), member=member, work=work))
                 )
-            elif roll < 0.86:  # a copy handed in at the desk, whoever had it
+            elif roll < 0.9:  # a copy handed in at the desk, whoever had it
                 commands.append(self._then("free", ReturnCopy(key=_key(), barcode=barcode)))
             elif roll < 0.93:
                 commands.append(RenewLoan(key=_key(), member=member, barcode=barcode))
@@ -275,7 +277,7 @@ class LoanWorkload:
         roll = rng.random()
         if roll < 0.55:
             return [self._then("free", ReturnCopy(key=_key(), barcode=barcode))]
-        if roll < 0.85:
+        if roll < 0.9:
             return [self._then("renew", RenewLoan(key=_key(), member=member, barcode=barcode))]
         return []  # keeps it
 
@@ -306,9 +308,14 @@ class LoanWorkload:
                     key=_key(), member=command.member, work=self.work_of[command.barcode]
                 )
                 commands.append(self._then("free", cancel))
-            elif step == "renew":  # renewed or not, it comes back
+            elif step == "renew":  # renewed: maybe once more; in the end it comes back
                 assert isinstance(command, RenewLoan)
-                commands.append(self._then("free", ReturnCopy(key=_key(), barcode=command.barcode)))
+                if ok and rng.random() < 0.5:
+                    again = RenewLoan(key=_key(), member=command.member, barcode=command.barcode)
+                    commands.append(self._then("renew", again))
+                else:
+                    back = ReturnCopy(key=_key(), barcode=command.barcode)
+                    commands.append(self._then("free", back))
             elif step == "free" and ok and result.get("held_for"):  # handed to the queue
                 barcode = result.get("barcode") or result["released_barcode"]
                 commands += self._ready(result["held_for"], barcode, rng)
