@@ -1,28 +1,31 @@
-"""Chaos run: thousands of mixed commands, duplicate publishes, workers killed at random,
-the broker restarted once — then a table of what the database says happened.
+"""Chaos run: thousands of mixed order and loan commands, duplicate publishes, workers
+killed at random, the broker restarted once — then a table of what the database says
+happened.
 
     DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/orderq_dev \\
         .venv/bin/python scripts/chaos.py --commands 2000
     .venv/bin/python scripts/chaos.py --celery-defaults   # same scenario, Celery's ack defaults
     .venv/bin/python scripts/chaos.py --both              # both, side by side
+    .venv/bin/python scripts/chaos.py --workload loans    # only the library
 
 Not a test: it runs for a minute or two and prints figures. It starts its own private
 redis-server (never the shared one) and its own worker processes; the database is the
 one `DATABASE_URL` names (migrated on start; every SKU and key it creates is unique, so
 a shared development database is fine). Exits 1 if any invariant is broken: a key
 without a terminal outcome (lost), a command applied twice, an effect without a
-success, stock oversold or out of step with its movements, two active loans of a copy.
+success, stock oversold or out of step with its movements, two active loans of a copy,
+loans out of step with the ledger, a copy whose status disagrees with its loan or hold,
+a member over the loan limit (tests/support/invariants.py).
 
 `--celery-defaults` runs the workers with Celery's default acknowledgement settings
 (ack on receipt, no reject on worker lost, prefetch 4): a pool process killed in the
 middle of a command then loses it — the table shows how many.
 
-Workloads plug in: a workload creates its fixtures in-process, yields the first wave
-of commands and, as outcomes arrive, follow-up commands (pay or cancel an order that
-was placed...). `orders` is built in; a `loans` workload registers itself in
-`WORKLOADS` the same way once the loan commands exist (checkout, return, renew ...),
-and the `double_loans` invariant in tests/support/invariants.py already runs as soon
-as a `loans` table exists.
+Workloads plug in (`WORKLOADS`): a workload creates its fixtures in-process, yields
+the first wave of commands and, as outcomes arrive, follow-up commands (pay or cancel
+an order that was placed, return a loan, collect a hold that became ready...), and
+names what the invariants should look at. `orders` and `loans` run by default; the
+first wave is split evenly between the workloads chosen.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,11 +52,19 @@ from sqlalchemy import Engine, text  # noqa: E402
 
 from producers.cli.ops import ensure_database_exists, upgrade_to_head  # noqa: E402
 from producers.commands import (  # noqa: E402
+    AddCopy,
+    AddWork,
     CancelOrder,
+    CancelReservation,
+    CheckoutCopy,
     Command,
     ConfirmPayment,
     PlaceOrder,
+    PlaceReservation,
+    RegisterMember,
+    RenewLoan,
     RestockProduct,
+    ReturnCopy,
     ShipOrder,
     UpsertProduct,
 )
@@ -184,7 +196,138 @@ class OrderWorkload:
         return {"skus": list(self.skus)}
 
 
-WORKLOADS: dict[str, Callable[[], Workload]] = {"orders": OrderWorkload}
+def _key() -> str:
+    return f"chaos-{uuid.uuid4().hex[:12]}"
+
+
+@dataclass
+class LoanWorkload:
+    """A small library under contention: many members with low loan limits race for
+    the few copies of a few works — checkouts, returns at the front desk, renewals,
+    reservations and cancellations (of every work but the last, whose loans can be
+    renewed). Follow-ups act like the people involved: a
+    borrower returns (or renews, then returns) or keeps the book; a member whose hold
+    is ready collects it (or cancels); a collection that is refused cancels the hold
+    so the copy moves on."""
+
+    members: int = 16
+    works: int = 4
+    copies_per_work: int = 2
+    name: str = "loans"
+    barcodes: list[str] = field(default_factory=list)
+    member_numbers: list[str] = field(default_factory=list)
+    copies_of: dict[str, list[str]] = field(default_factory=dict)
+    work_of: dict[str, str] = field(default_factory=dict)
+    #: key -> what its outcome leads to ("borrow", "renew", "free", "reserve", "collect")
+    _next_step: dict[str, tuple[str, Command]] = field(default_factory=dict)
+
+    def setup(self, runner: Any) -> None:
+        tag = uuid.uuid4().hex[:6].upper()
+        fixtures: list[Command] = []
+        for index in range(self.members):
+            number = f"CHAOS-M-{tag}-{index}"
+            self.member_numbers.append(number)
+            fixtures.append(
+                RegisterMember(
+                    key=f"chaos-reg-{number}", member=number, name="Chaos", loan_limit=1 + index % 2
+                )
+            )
+        for index in range(self.works):
+            work = f"CHAOS-W-{tag}-{index}"
+            fixtures.append(AddWork(key=f"chaos-work-{work}", work=work, title=f"Chaos {index}"))
+            for copy in range(self.copies_per_work):
+                barcode = f"{work}-C{copy}"
+                fixtures.append(AddCopy(key=f"chaos-copy-{barcode}", work=work, barcode=barcode))
+                self.copies_of.setdefault(work, []).append(barcode)
+                self.work_of[barcode] = work
+                self.barcodes.append(barcode)
+        for command in fixtures:
+            outcome = runner.run(command.message(), command.type)
+            assert outcome.status == "succeeded", outcome
+
+    def _then(self, step: str, command: Command) -> Command:
+        self._next_step[command.key] = (step, command)
+        return command
+
+    def first_wave(self, count: int, rng: random.Random) -> list[Command]:
+        commands: list[Command] = []
+        for _ in range(count):
+            member, barcode = rng.choice(self.member_numbers), rng.choice(self.barcodes)
+            # nobody reserves the last work: its loans can be renewed (a queue refuses it)
+            work, roll = rng.choice(list(self.copies_of)[:-1]), rng.random()
+            if roll < 0.68:
+                commands.append(
+                    self._then("borrow", CheckoutCopy(key=_key(), member=member, barcode=barcode))
+                )
+            elif roll < 0.82:
+                commands.append(
+                    self._then("reserve", PlaceReservation(key=_key(), member=member, work=work))
+                )
+            elif roll < 0.9:  # a copy handed in at the desk, whoever had it
+                commands.append(self._then("free", ReturnCopy(key=_key(), barcode=barcode)))
+            elif roll < 0.93:
+                commands.append(RenewLoan(key=_key(), member=member, barcode=barcode))
+            else:
+                commands.append(
+                    self._then("free", CancelReservation(key=_key(), member=member, work=work))
+                )
+        return commands
+
+    def _borrowed(self, member: str, barcode: str, rng: random.Random) -> list[Command]:
+        roll = rng.random()
+        if roll < 0.55:
+            return [self._then("free", ReturnCopy(key=_key(), barcode=barcode))]
+        if roll < 0.9:
+            return [self._then("renew", RenewLoan(key=_key(), member=member, barcode=barcode))]
+        return []  # keeps it
+
+    def _ready(self, member: str, barcode: str, rng: random.Random) -> list[Command]:
+        """`member`'s hold on `barcode` is ready: collect it, cancel, or let it sit."""
+        roll = rng.random()
+        if roll < 0.8:
+            return [self._then("collect", CheckoutCopy(key=_key(), member=member, barcode=barcode))]
+        if roll < 0.95:
+            work = self.work_of[barcode]
+            return [self._then("free", CancelReservation(key=_key(), member=member, work=work))]
+        return []
+
+    def follow_ups(
+        self, decided: dict[str, tuple[str, dict[str, Any] | None]], rng: random.Random
+    ) -> list[Command]:
+        commands: list[Command] = []
+        for key, (status, result) in decided.items():
+            step, command = self._next_step.pop(key, (None, None))
+            if step is None or command is None:
+                continue
+            ok, result = status == "succeeded", result or {}
+            if step in ("borrow", "collect") and ok:
+                commands += self._borrowed(result["member"], result["barcode"], rng)
+            elif step == "collect" and status == "rejected":  # let the copy move on
+                assert isinstance(command, CheckoutCopy)
+                cancel = CancelReservation(
+                    key=_key(), member=command.member, work=self.work_of[command.barcode]
+                )
+                commands.append(self._then("free", cancel))
+            elif step == "renew":  # renewed: maybe once more; in the end it comes back
+                assert isinstance(command, RenewLoan)
+                if ok and rng.random() < 0.5:
+                    again = RenewLoan(key=_key(), member=command.member, barcode=command.barcode)
+                    commands.append(self._then("renew", again))
+                else:
+                    back = ReturnCopy(key=_key(), barcode=command.barcode)
+                    commands.append(self._then("free", back))
+            elif step == "free" and ok and result.get("held_for"):  # handed to the queue
+                barcode = result.get("barcode") or result["released_barcode"]
+                commands += self._ready(result["held_for"], barcode, rng)
+            elif step == "reserve" and ok and result.get("status") == "ready":
+                commands += self._ready(result["member"], result["barcode"], rng)
+        return commands
+
+    def scope(self) -> dict[str, Any]:
+        return {"barcodes": list(self.barcodes)}
+
+
+WORKLOADS: dict[str, Callable[[], Workload]] = {"orders": OrderWorkload, "loans": LoanWorkload}
 
 
 # -- the run --------------------------------------------------------------------------------
@@ -200,6 +343,7 @@ class Tally:
     broker_restarts: int = 0
     swept: int = 0
     keys: list[str] = field(default_factory=list)
+    keys_by_workload: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -282,10 +426,11 @@ class ChaosRun:
                 process.stop(timeout=10)
             publisher.close()
             self.broker.close()
-        scope: dict[str, Any] = {"skus": []}
+        scope: dict[str, list[str]] = {}
         for workload in workloads:
-            scope["skus"] += workload.scope().get("skus", [])
-        report = check_invariants(engine, Scope(keys=self.tally.keys, skus=scope["skus"]))
+            for name, values in workload.scope().items():
+                scope.setdefault(name, []).extend(values)
+        report = check_invariants(engine, Scope(keys=self.tally.keys, **scope))
         mode = "Celery defaults" if self.celery_defaults else "orderq settings"
         if self.args.sweep:
             mode += " + stuck sweep"
@@ -308,9 +453,10 @@ class ChaosRun:
     def publish_and_follow(
         self, publisher: Publisher, engine: Engine, workloads: list[Workload], started: float
     ) -> None:
-        pending: list[Command] = []
+        pending: list[tuple[str, Command]] = []
         for workload in workloads:
-            pending += workload.first_wave(self.args.commands // len(workloads), self.rng)
+            wave = workload.first_wave(self.args.commands // len(workloads), self.rng)
+            pending += [(workload.name, command) for command in wave]
         self.rng.shuffle(pending)
         first_wave = len(pending)
         duplicates: list[tuple[float, Command]] = []
@@ -320,9 +466,10 @@ class ChaosRun:
         last_progress = time.monotonic()
         while time.monotonic() < deadline:
             now = time.monotonic()
-            for command in pending[:batch]:
+            for workload_name, command in pending[:batch]:
                 self.publish(publisher, command)
                 self.tally.keys.append(command.key)
+                self.tally.keys_by_workload[workload_name] += 1
                 open_keys.add(command.key)
                 if self.rng.random() < self.args.duplicates:
                     duplicates.append((now + self.rng.uniform(0, 3), command))
@@ -339,7 +486,8 @@ class ChaosRun:
             if decided:
                 last_progress = now
             for workload in workloads:
-                pending += workload.follow_ups(decided, self.rng)
+                follow_ups = workload.follow_ups(decided, self.rng)
+                pending += [(workload.name, command) for command in follow_ups]
             stalled = not open_keys or now - last_progress > STALL_SECONDS
             if not pending and not duplicates and stalled:
                 break  # all decided, or what is left never moves (lost)
@@ -429,6 +577,8 @@ def render(results: list[RunResult]) -> Table:
 
     row("wall time (s)", [f"{r.seconds:.0f}" for r in results])
     row("published keys", [str(len(set(r.tally.keys))) for r in results])
+    for name in sorted({name for r in results for name in r.tally.keys_by_workload}):
+        row(f"  of which {name}", [str(r.tally.keys_by_workload[name]) for r in results])
     row(
         "publishes (incl. duplicates)",
         [f"{r.tally.publishes} ({r.tally.duplicate_publishes})" for r in results],
@@ -450,6 +600,9 @@ def render(results: list[RunResult]) -> Table:
     row("effects without outcome", [invariant(r, "effects_without_outcome") for r in results])
     row("oversold / stock != movements", [invariant(r, "oversold") for r in results])
     row("double loans", [invariant(r, "double_loans") for r in results])
+    row("loans != ledger", [invariant(r, "loans_vs_ledger") for r in results])
+    row("copy status != loan / hold", [invariant(r, "copy_status") for r in results])
+    row("over loan limit", [invariant(r, "over_loan_limit") for r in results])
     return table
 
 
@@ -487,7 +640,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=0.15,
         help="share of kills that take a whole worker (main process too)",
     )
-    parser.add_argument("--workload", nargs="+", default=["orders"], choices=sorted(WORKLOADS))
+    parser.add_argument(
+        "--workload", nargs="+", default=["orders", "loans"], choices=sorted(WORKLOADS)
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--sweep",
