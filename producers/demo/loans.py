@@ -20,7 +20,7 @@ from producers.commands import (
     RenewLoan,
     ReturnCopy,
 )
-from producers.demo.scenario import Check, DemoRun, Row
+from producers.demo.scenario import Check, DemoRun, Row, outcome_mismatches
 from producers.demo.waves import Delivery, Wave
 
 MEMBERS = 5
@@ -239,15 +239,7 @@ class LoansScenario:
             "AND status = 'succeeded'",
             race=[self.key(f"race-{n}") for n in range(1, MEMBERS + 1)],
         )
-        mismatched = self._scalar(
-            connection,
-            """
-            SELECT count(*) FROM command_ledger l
-            WHERE l.idempotency_key LIKE :keys AND l.command_type = 'checkout_copy'
-              AND (l.status = 'succeeded') <> EXISTS (
-                  SELECT 1 FROM loans o WHERE o.idempotency_key = l.idempotency_key)
-            """,
-        )
+        mismatched = outcome_mismatches(connection, self.keys, "loans")
         inconsistent = self._scalar(
             connection,
             """

@@ -19,7 +19,7 @@ from producers.commands import (
     ShipOrder,
     UpsertProduct,
 )
-from producers.demo.scenario import Check, DemoRun, Row
+from producers.demo.scenario import Check, DemoRun, Row, outcome_mismatches
 from producers.demo.waves import Delivery, Wave
 
 #: name -> (product name, price in cents, units received before the burst)
@@ -313,15 +313,7 @@ class OrdersScenario:
             "SELECT count(*) FROM (SELECT idempotency_key FROM orders "
             "WHERE idempotency_key LIKE :keys GROUP BY 1 HAVING count(*) > 1) d",
         )
-        mismatched = self._scalar(
-            connection,
-            """
-            SELECT count(*) FROM command_ledger l
-            WHERE l.idempotency_key LIKE :keys AND l.command_type = 'place_order'
-              AND (l.status = 'succeeded') <> EXISTS (
-                  SELECT 1 FROM orders o WHERE o.idempotency_key = l.idempotency_key)
-            """,
-        )
+        mismatched = outcome_mismatches(connection, self.run.keys, "orders")
         over_reserved = (
             connection.execute(
                 text(

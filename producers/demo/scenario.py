@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from producers.demo.waves import Wave
 
@@ -65,3 +65,26 @@ class Scenario(Protocol):
     def summary(self, connection: Connection) -> Sequence[Row]: ...
 
     def checks(self, connection: Connection) -> Sequence[Check]: ...
+
+
+#: business table -> the command that creates its rows (unique on idempotency_key)
+_CREATED_BY = {"orders": "place_order", "loans": "checkout_copy"}
+
+
+def outcome_mismatches(connection: Connection, keys: str, table: str) -> int:
+    """Keys (LIKE `keys`) whose stored outcome and business row disagree: a succeeded
+    command without its row, or a row for a command that did not succeed."""
+    return (
+        connection.execute(
+            text(
+                f"""
+                SELECT count(*) FROM command_ledger l
+                WHERE l.idempotency_key LIKE :keys AND l.command_type = :command_type
+                  AND (l.status = 'succeeded') <> EXISTS (
+                      SELECT 1 FROM {table} b WHERE b.idempotency_key = l.idempotency_key)
+                """
+            ),
+            {"keys": keys, "command_type": _CREATED_BY[table]},
+        ).scalar()
+        or 0
+    )

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Engine, Select, text
 
+from tests.support.big_library import LIBRARY_CTES
 from tests.support.ids import unique
 from tests.support.plans import plan_nodes
 from worker.adapters.loan_repositories import copy_active_loan_query, member_active_loans_query
@@ -20,19 +21,9 @@ from worker.adapters.loan_repositories import copy_active_loan_query, member_act
 LOANS = 100_000
 COPIES = MEMBERS = 2_000  # every copy lent 50 times; the last loan of each is still active
 
-BUILD = """
-WITH work AS (
-    INSERT INTO works (work_code, title) VALUES (:tag, 'EXPLAIN fixture') RETURNING id
-), new_copies AS (
-    INSERT INTO copies (work_id, barcode, status)
-    SELECT work.id, :tag || '-C' || g, 'on_loan' FROM work, generate_series(1, :copies) g
-    RETURNING id
-), new_members AS (
-    INSERT INTO members (member_number, name, status, loan_limit)
-    SELECT :tag || '-M' || g, 'Fixture', 'active', 5 FROM generate_series(1, :members) g
-    RETURNING id
-), c AS (SELECT array_agg(id ORDER BY id) AS ids FROM new_copies),
-   m AS (SELECT array_agg(id ORDER BY id) AS ids FROM new_members)
+BUILD = (
+    LIBRARY_CTES
+    + """
 INSERT INTO loans (copy_id, member_id, idempotency_key, checked_out_at, due_at, returned_at)
 SELECT c.ids[1 + g % :copies],
        m.ids[1 + (g * 7) % :members],  -- 7 is coprime with 2000: one active loan each
@@ -42,6 +33,7 @@ SELECT c.ids[1 + g % :copies],
        CASE WHEN g < :loans - :copies THEN now() - interval '10 days' END
 FROM c, m, generate_series(0, :loans - 1) g
 """
+)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, Engine, TextClause, text
 
+from tests.support.big_library import LIBRARY_CTES
 from tests.support.ids import unique
 from tests.support.plans import plan_nodes
 from worker.adapters.due_rows import EXPIRED_HOLDS_SQL, UNMARKED_OVERDUE_LOANS_SQL
@@ -21,19 +22,9 @@ from worker.adapters.due_rows import EXPIRED_HOLDS_SQL, UNMARKED_OVERDUE_LOANS_S
 ROWS = 100_000
 COPIES = MEMBERS = 2_000
 
-BUILD = """
-WITH work AS (
-    INSERT INTO works (work_code, title) VALUES (:tag, 'EXPLAIN fixture') RETURNING id
-), new_copies AS (
-    INSERT INTO copies (work_id, barcode, status)
-    SELECT work.id, :tag || '-C' || g, 'on_loan' FROM work, generate_series(1, :copies) g
-    RETURNING id
-), new_members AS (
-    INSERT INTO members (member_number, name, status, loan_limit)
-    SELECT :tag || '-M' || g, 'Fixture', 'active', 5 FROM generate_series(1, :members) g
-    RETURNING id
-), c AS (SELECT array_agg(id ORDER BY id) AS ids FROM new_copies),
-   m AS (SELECT array_agg(id ORDER BY id) AS ids FROM new_members),
+BUILD = (
+    LIBRARY_CTES
+    + """,
    loans_made AS (
     -- every copy lent 50 times; the last loan of each is active, 1 in 20 of those past due
     INSERT INTO loans (copy_id, member_id, idempotency_key, checked_out_at, due_at,
@@ -56,6 +47,7 @@ SELECT work.id, m.ids[1 + g % :members],
 FROM work, c, m, generate_series(0, :rows - 1) g
 WHERE (SELECT count(*) FROM loans_made) > 0
 """
+)
 
 
 @pytest.fixture(scope="module")
