@@ -8,8 +8,8 @@ from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
 from producers.database import normalize_database_url
-from producers.settings import get_settings
 from worker.adapters.tables import metadata
+from worker.settings import WorkerSettings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
@@ -35,7 +35,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    url = config.attributes.get("database_url") or get_settings().resolved_database_url()
+    url = config.attributes.get("database_url") or WorkerSettings().require_database_url()
     engine = create_engine(normalize_database_url(url), poolclass=pool.NullPool)
     with engine.connect() as connection:
         _run(connection)
@@ -43,7 +43,7 @@ def run_migrations_online() -> None:
 
 
 def run_migrations_offline() -> None:
-    url = config.attributes.get("database_url") or get_settings().resolved_database_url()
+    url = config.attributes.get("database_url") or WorkerSettings().require_database_url()
     context.configure(url=normalize_database_url(url), target_metadata=metadata, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()

@@ -22,8 +22,10 @@ from producers.commands import (
     UpsertProduct,
     parse_command,
 )
+from producers.errors import ConfigurationError, OrderqError, PublishError
 from producers.outcomes import CommandStatus, lookup, wait_for
-from producers.publisher import Publisher, PublishError, Receipt
+from producers.publisher import Publisher, Receipt
+from producers.settings import ProducerSettings
 
 __all__ = [
     "AddCopy",
@@ -33,13 +35,16 @@ __all__ = [
     "CheckoutCopy",
     "Command",
     "CommandStatus",
+    "ConfigurationError",
     "ConfirmPayment",
     "ExpireReservation",
     "InvalidCommand",
     "MarkLoanOverdue",
     "OrderLine",
+    "OrderqError",
     "PlaceOrder",
     "PlaceReservation",
+    "ProducerSettings",
     "PublishError",
     "Publisher",
     "Receipt",

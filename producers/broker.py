@@ -1,13 +1,13 @@
-"""Broker connection options shared by the publisher and the worker."""
+"""Broker options shared by the publisher and the worker: transport and send retries."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from producers.settings import Settings
+from producers.settings import ProducerSettings
 
 
-def broker_transport_options(settings: Settings) -> dict[str, Any]:
+def broker_transport_options(settings: ProducerSettings) -> dict[str, Any]:
     """Redis transport options (other transports ignore the ones they do not know)."""
     return {
         # Redis redelivers an unacked message after this long; it must exceed the
@@ -24,4 +24,14 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
         # connection error (then retry) rather than a publish or ack that waits forever.
         "socket_timeout": settings.broker_socket_timeout_seconds,
         "socket_connect_timeout": settings.broker_socket_timeout_seconds,
+    }
+
+
+def publish_retry_policy(settings: ProducerSettings) -> dict[str, float]:
+    """Kombu's retry policy for sending while the broker is briefly unreachable."""
+    return {
+        "max_retries": settings.publish_max_retries,
+        "interval_start": 0,
+        "interval_step": settings.publish_retry_interval_seconds,
+        "interval_max": settings.publish_retry_interval_seconds * 4,
     }

@@ -26,6 +26,8 @@ from pydantic import (
     field_validator,
 )
 
+from producers.errors import InvalidCommand
+
 IdempotencyKey = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
 ]
@@ -322,15 +324,6 @@ COMMANDS_BY_TYPE: dict[str, type[Command]] = {
     cls.model_fields["type"].default: cls for cls in COMMAND_CLASSES
 }
 COMMANDS_BY_TASK: dict[str, type[Command]] = {cls.task_name: cls for cls in COMMAND_CLASSES}
-
-
-class InvalidCommand(ValueError):
-    """A message that is not a valid command; `problem` names the offending field."""
-
-    def __init__(self, problem: str, key: str | None = None) -> None:
-        super().__init__(problem)
-        self.problem = problem
-        self.key = key
 
 
 def readable_message(item: Mapping[str, Any]) -> str:

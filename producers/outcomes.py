@@ -12,24 +12,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
+
+from producers.command_log import CommandLog, DeliveryState, LedgerStatus
+from producers.database import autocommit
 
 Status = Literal["unknown", "queued", "running", "succeeded", "rejected", "failed"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "rejected", "failed"})
-
-_LEDGER = text(
-    """
-    SELECT status, result, reason, attempts, completed_at
-    FROM command_ledger
-    WHERE idempotency_key = :key AND status IN ('succeeded', 'rejected')
-    """
-)
-_DELIVERY = text(
-    """
-    SELECT state, attempts, last_error, discard_reason, updated_at
-    FROM command_deliveries WHERE idempotency_key = :key
-    """
-)
 
 
 @dataclass(frozen=True)
@@ -59,31 +48,34 @@ class CommandStatus:
 
 
 def lookup(engine: Engine, key: str) -> CommandStatus:
-    """The current status of `key` (one or two indexed reads)."""
-    with engine.connect() as connection:
-        outcome = connection.execute(_LEDGER, {"key": key}).one_or_none()
-        if outcome is not None:
-            status, result, reason, attempts, _ = outcome
-            if status == "succeeded":
-                return CommandStatus(key, "succeeded", result=result, attempts=attempts)
-            stored = result or {}
+    """The current status of `key` (one indexed read)."""
+    with autocommit(engine) as connection:
+        record = CommandLog(connection).lookup(key)
+    decided = record.decided
+    if decided is not None:
+        if decided.status == LedgerStatus.SUCCEEDED:
             return CommandStatus(
-                key,
-                "rejected",
-                reason=reason,
-                message=stored.get("message"),
-                details=stored.get("details") or {},
-                attempts=attempts,
+                key, "succeeded", result=decided.result, attempts=record.attempts or 0
             )
-        delivery = connection.execute(_DELIVERY, {"key": key}).one_or_none()
-    if delivery is None:
-        return CommandStatus(key, "unknown")
-    state, attempts, last_error, discard_reason, _ = delivery
-    if state == "failed":
-        return CommandStatus(key, "failed", reason="failed", message=last_error, attempts=attempts)
-    if state == "discarded":
+        stored = decided.result or {}
         return CommandStatus(
-            key, "failed", reason="discarded", message=discard_reason, attempts=attempts
+            key,
+            "rejected",
+            reason=decided.reason,
+            message=stored.get("message"),
+            details=stored.get("details") or {},
+            attempts=record.attempts or 0,
+        )
+    if record.state is None:
+        return CommandStatus(key, "unknown")
+    attempts = record.attempts or 0
+    if record.state == DeliveryState.FAILED:
+        return CommandStatus(
+            key, "failed", reason="failed", message=record.error, attempts=attempts
+        )
+    if record.state == DeliveryState.DISCARDED:
+        return CommandStatus(
+            key, "failed", reason="discarded", message=record.error, attempts=attempts
         )
     return CommandStatus(key, "queued" if attempts == 0 else "running", attempts=attempts)
 

@@ -16,23 +16,22 @@ the same key again — that is always safe, the worker runs each key once.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Self
 
 from celery import Celery
 from kombu.utils.url import maybe_sanitize_url
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from producers.broker import broker_transport_options
+from producers.broker import broker_transport_options, publish_retry_policy
+from producers.command_log import CommandLog
 from producers.commands import Command
-from producers.database import build_engine
-from producers.settings import Settings, get_settings
+from producers.database import build_engine, transaction
+from producers.errors import ConfigurationError, PublishError
+from producers.settings import ProducerSettings
 from producers.wire import check_message
 
-
-class PublishError(RuntimeError):
-    """The broker did not accept the command after all retries."""
+__all__ = ["PublishError", "Publisher", "Receipt"]
 
 
 @dataclass(frozen=True)
@@ -44,33 +43,8 @@ class Receipt:
     queue: str
 
 
-def publish_retry_policy(settings: Settings) -> dict[str, float]:
-    """Kombu's retry policy for sending while the broker is briefly unreachable."""
-    return {
-        "max_retries": settings.publish_max_retries,
-        "interval_start": 0,
-        "interval_step": settings.publish_retry_interval_seconds,
-        "interval_max": settings.publish_retry_interval_seconds * 4,
-    }
-
-
-_RECORD_QUEUED = text(
-    """
-    INSERT INTO command_deliveries (idempotency_key, command_type, fingerprint, payload)
-    VALUES (:key, :type, :fingerprint, CAST(:payload AS jsonb))
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING true
-    """
-)
-# Undo our own `queued` row when the broker refused the message, so `orderq status`
-# says `unknown` rather than `queued` for a command no worker will ever see. A row a
-# worker already touched (the broker took the message after all) is left alone.
-_FORGET_QUEUED = text(
-    """
-    DELETE FROM command_deliveries
-    WHERE idempotency_key = :key AND state = 'queued' AND attempts = 0
-    """
-)
+def _one_line(error: BaseException) -> str:
+    return f"{error.__class__.__name__}: {' '.join(str(error).split())}"[:500]
 
 
 class Publisher:
@@ -80,13 +54,20 @@ class Publisher:
     database, so `orderq status` can tell "queued" from "unknown" and maintenance can
     re-publish it if it never reaches a worker. Pass `track=False` to publish with
     nothing but a broker.
+
+    Raises `ConfigurationError` when the settings lack the broker URL (or, with
+    `track=True`, the database URL): read from `CELERY_BROKER_URL` / `DATABASE_URL`.
     """
 
     def __init__(
-        self, settings: Settings | None = None, *, track: bool = True, engine: Engine | None = None
+        self,
+        settings: ProducerSettings | None = None,
+        *,
+        track: bool = True,
+        engine: Engine | None = None,
     ) -> None:
-        self.settings = settings or get_settings()
-        self.broker_url = self.settings.resolved_broker_url()
+        self.settings = settings or ProducerSettings()
+        self.broker_url = self.settings.require_broker_url()
         self.queue = self.settings.command_queue
         self._app = Celery("orderq-publisher", broker=self.broker_url, set_as_current=False)
         self._app.conf.update(
@@ -95,18 +76,27 @@ class Publisher:
             accept_content=["json"],
             broker_connection_retry_on_startup=True,
         )
-        # An explicit connection: Celery lets a CELERY_BROKER_URL environment variable
-        # override the app's broker, which would ignore the settings given here.
-        self._connection = self._app.connection_for_write(self.broker_url)
+        try:
+            # An explicit connection: Celery lets a CELERY_BROKER_URL environment
+            # variable override an app's broker, which would ignore these settings.
+            self._connection = self._app.connection_for_write(self.broker_url)
+        except Exception as error:  # an unknown scheme or a malformed URL
+            self._app.close()
+            raise ConfigurationError(
+                f"CELERY_BROKER_URL {maybe_sanitize_url(self.broker_url)} cannot be used: "
+                f"{_one_line(error)}"
+            ) from error
         self._owns_engine = track and engine is None
-        self._engine = (
-            engine
-            if engine is not None
-            else (build_engine(self.settings, pool_size=1, max_overflow=0) if track else None)
-        )
+        self._engine = engine
+        if self._owns_engine:
+            try:
+                self._engine = build_engine(self.settings, pool_size=1, max_overflow=0)
+            except ValueError as error:
+                self.close()
+                raise ConfigurationError(str(error)) from error
 
     def publish(self, command: Command) -> Receipt:
-        """Send one command; raises `PublishError` if the broker will not take it.
+        """Send one command; raises `PublishError` if it may not have been sent.
 
         Raises `InvalidCommand` (before anything is recorded or sent) for a command
         over `ORDERQ_MAX_PAYLOAD_BYTES` or holding a NUL character.
@@ -135,34 +125,36 @@ class Publisher:
         except Exception as error:  # kombu raises several types; all mean "not sent"
             raise PublishError(
                 f"could not publish {key} to {maybe_sanitize_url(self.broker_url)} after "
-                f"{self.settings.publish_max_retries} retries: "
-                f"{error.__class__.__name__}: {error}"
+                f"{self.settings.publish_max_retries} retries: {_one_line(error)}"
             ) from error
         return Receipt(key=key, task_id=result.id, queue=self.queue)
 
     def _record_queued(self, command: Command, message: dict[str, Any]) -> bool:
         """Record the key as `queued`; True if this call created the row."""
-        with self._engine.begin() as connection:  # type: ignore[union-attr]
-            created = connection.execute(
-                _RECORD_QUEUED,
-                {
-                    "key": command.key,
-                    "type": command.type,
-                    "fingerprint": command.fingerprint(),
-                    "payload": json.dumps(message),
-                },
-            ).scalar()
-        return bool(created)
+        assert self._engine is not None
+        try:
+            with transaction(self._engine) as connection:
+                return CommandLog(connection).record_queued(
+                    command.key, command.type, command.fingerprint(), message
+                )
+        except Exception as error:  # database unreachable, timed out, refused
+            raise PublishError(
+                f"could not record {command.key} before publishing it (nothing was sent): "
+                f"{_one_line(error)}"
+            ) from error
 
     def _forget_queued(self, key: str) -> None:
+        assert self._engine is not None
         try:
-            with self._engine.begin() as connection:  # type: ignore[union-attr]
-                connection.execute(_FORGET_QUEUED, {"key": key})
+            with transaction(self._engine) as connection:
+                CommandLog(connection).forget_queued(key)
         except Exception:  # the PublishError being raised is what the caller must see
             pass
 
     def close(self) -> None:
-        self._connection.release()
+        """Release the broker connection and, if the publisher made it, the engine."""
+        if getattr(self, "_connection", None) is not None:
+            self._connection.release()
         self._app.close()
         if self._owns_engine and self._engine is not None:
             self._engine.dispose()

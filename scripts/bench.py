@@ -46,16 +46,16 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from producers.cli.ops import ensure_database_exists, upgrade_to_head  # noqa: E402
+from orderq.schema import ensure_database_exists, upgrade_to_head  # noqa: E402
 from producers.commands import PlaceOrder  # noqa: E402
 from producers.database import normalize_database_url  # noqa: E402
 from producers.publisher import Publisher  # noqa: E402
-from producers.settings import get_settings  # noqa: E402
 from tests.support.workers import WorkerProcess  # noqa: E402
+from worker.settings import WorkerSettings  # noqa: E402
 
 console = Console()
-SETTINGS = get_settings()
-DB_URL = normalize_database_url(SETTINGS.resolved_database_url())
+SETTINGS = WorkerSettings()
+DB_URL = normalize_database_url(SETTINGS.require_database_url())
 PG_DSN = make_url(DB_URL).set(drivername="postgresql").render_as_string(hide_password=False)
 QUEUE = SETTINGS.command_queue
 
@@ -169,7 +169,7 @@ def queue_depth(client: redis.Redis) -> int:
 
 def drain_rate(worker: WorkerProcess, count: int, publish: Callable[[], None]) -> float:
     """Publish `count` messages while the worker is paused, then time the drain."""
-    client = redis.Redis.from_url(SETTINGS.resolved_broker_url())
+    client = redis.Redis.from_url(SETTINGS.require_broker_url())
     worker.pause()
     publish()
     worker.resume()
@@ -259,10 +259,10 @@ def in_worker_costs(skus: list[str], count: int) -> tuple[float, float]:
     """Milliseconds per fresh place-order and per duplicate of it, run by the worker's
     own CommandRunner in this process (no broker, no Celery): the database work a
     duplicate saves."""
-    from worker.adapters.engine import get_engine, get_session_factory
-    from worker.service.runner import CommandRunner
+    from worker.service.bootstrap import bootstrap
 
-    runner = CommandRunner(SETTINGS, get_engine(), get_session_factory())
+    services = bootstrap(SETTINGS, send_command=lambda *_: None)
+    runner = services.runner
     messages = [command.message() for command in orders_for(skus, count)]
     timings = []
     for _ in range(2):  # first the fresh commands, then the same keys again
@@ -270,6 +270,7 @@ def in_worker_costs(skus: list[str], count: int) -> tuple[float, float]:
         for message in messages:
             runner.run(message, "place_order")
         timings.append((time.perf_counter() - started) * 1000 / count)
+    services.close()
     return timings[0], timings[1]
 
 

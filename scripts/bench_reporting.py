@@ -26,11 +26,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import create_engine, text
 
-from producers.cli.ops import ensure_database_exists, upgrade_to_head
+from orderq.admin.order_queries import page_orders, status_report
+from orderq.schema import ensure_database_exists, upgrade_to_head
 from producers.database import normalize_database_url
-from producers.order_queries import page_orders, status_report
-from producers.settings import get_settings
 from tests.support.plans import index_names
+from worker.settings import WorkerSettings
 
 console = Console()
 
@@ -58,7 +58,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
 
-    url = normalize_database_url(get_settings().resolved_database_url())
+    url = normalize_database_url(WorkerSettings().require_database_url())
     ensure_database_exists(url)
     upgrade_to_head(url)
     engine = create_engine(url)

@@ -50,7 +50,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from sqlalchemy import Engine, text  # noqa: E402
 
-from producers.cli.ops import ensure_database_exists, upgrade_to_head  # noqa: E402
+from orderq.schema import ensure_database_exists, upgrade_to_head  # noqa: E402
 from producers.commands import (  # noqa: E402
     AddCopy,
     AddWork,
@@ -70,7 +70,6 @@ from producers.commands import (  # noqa: E402
 )
 from producers.database import build_engine, describe_url  # noqa: E402
 from producers.publisher import Publisher, PublishError  # noqa: E402
-from producers.settings import Settings  # noqa: E402
 from tests.support.invariants import (  # noqa: E402
     TERMINAL,
     Report,
@@ -81,6 +80,7 @@ from tests.support.invariants import (  # noqa: E402
 from tests.support.redis_server import PrivateRedis  # noqa: E402
 from tests.support.workers import WorkerProcess  # noqa: E402
 from worker.service.maintenance.republish import republish_stuck  # noqa: E402
+from worker.settings import WorkerSettings as Settings  # noqa: E402
 
 console = Console()
 
@@ -543,7 +543,7 @@ class ChaosRun:
         while time.monotonic() < deadline:
             if sweep and time.monotonic() - last_sweep >= sweep:
                 last_sweep = time.monotonic()
-                swept = republish_stuck(self.sweep_settings, engine, publisher)
+                swept = republish_stuck(self.sweep_settings, engine, publisher.send)
                 self.tally.swept += int(swept.figures.get("republished", 0))
             with engine.connect() as connection:
                 statuses = outcome_of_keys(connection, self.tally.keys)
@@ -671,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
     from worker.service.runner import CommandRunner
 
     settings = Settings()
-    url = settings.resolved_database_url()
+    url = settings.require_database_url()
     ensure_database_exists(url)
     upgrade_to_head(url)
     engine = build_engine(settings, pool_size=4, max_overflow=4)

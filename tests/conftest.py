@@ -13,7 +13,7 @@ configure_environment()
 from sqlalchemy import Engine  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
-from producers.settings import Settings, get_settings  # noqa: E402
+from orderq.settings import Settings  # noqa: E402
 from tests.support.database import prepare_database  # noqa: E402
 from tests.support.extensions import skip_without_extensions  # noqa: E402
 from tests.support.workers import WorkerProcess  # noqa: E402
@@ -38,7 +38,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return get_settings()
+    return Settings()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from producers.cli.main import app
+from orderq.cli.main import app
 from producers.outcomes import lookup
 from tests.support.commands import new_product, order_for
 from tests.support.ids import unique

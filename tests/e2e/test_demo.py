@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, pool, text
 
-from producers.demo import DemoRun, OrdersScenario
-from producers.embedded import stop
+from orderq.demo import DemoRun, OrdersScenario
+from orderq.embedded import stop
 from tests.support.embedded import clean_environment
 from tests.support.workers import PROJECT_ROOT
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 def run_demo(env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "producers.cli", "demo"],
+        [sys.executable, "-m", "orderq.cli", "demo"],
         cwd=PROJECT_ROOT,
         env={**env, "COLUMNS": "160"},
         capture_output=True,
@@ -98,7 +98,7 @@ def test_demo_with_no_urls_starts_embedded_servers_and_a_worker_and_passes():
 
         assert "embedded PostgreSQL" in result.stderr and "embedded Redis" in result.stderr
         assert "starting one for the demo" in result.stdout
-        from producers.embedded import ensure_running
+        from orderq.embedded import ensure_running
 
         assert_demo_matches_database(result, ensure_running(data_dir).database_url)
     finally:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from producers.cli.flower import FlowerRefused, flower_arguments, flower_credentials
-from producers.settings import Settings
+from orderq.cli.flower import FlowerRefused, flower_arguments, flower_credentials
+from orderq.settings import Settings
 from tests.support.cli import ORDERQ, PROJECT_ROOT, free_port, orderq, wait_for_port
 
 pytestmark = pytest.mark.e2e

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 def send_raw(settings, task: str, body: str | bytes) -> str:
     """Put a hand-made Celery message (protocol 2) on the command queue; return its id."""
     task_id = str(uuid.uuid4())
-    with Connection(settings.resolved_broker_url()) as connection:
+    with Connection(settings.require_broker_url()) as connection:
         connection.Producer().publish(
             body,
             exchange="",

@@ -31,7 +31,6 @@ from tests.support.outcomes import await_outcome
 from tests.support.sessions import wait_until_blocked_by
 from worker.adapters import tables
 from worker.domain.loans import Loan
-from worker.service.loans import loan_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -123,7 +122,7 @@ def test_concurrent_checkouts_of_one_copy_through_two_worker_processes(worker, p
 
 
 def test_a_stale_loan_update_is_retried_by_the_task_layer(
-    worker, publisher, engine, session_factory
+    worker, publisher, engine, session_factory, settings
 ):
     """Another session renews the loan between the worker's read and its write: the
     worker's versioned UPDATE matches no row, the task retries, and the retry applies
@@ -140,7 +139,7 @@ def test_a_stale_loan_update_is_retried_by_the_task_layer(
             .join(tables.copies, tables.copies.c.id == tables.loans.c.copy_id)
             .where(tables.copies.c.barcode == barcode, tables.loans.c.returned_at.is_(None))
         ).one()
-        loan.renew(datetime.now(loan.due_at.tzinfo), loan_policy(), others_waiting=0)
+        loan.renew(datetime.now(loan.due_at.tzinfo), settings.loan_policy(), others_waiting=0)
         other.flush()  # version 2 written but not committed: the worker reads version 1
         publisher.publish(command)
         wait_until_blocked_by(engine, other.execute(select(func.pg_backend_pid())).scalar_one())

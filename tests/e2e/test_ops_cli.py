@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import uuid
 
 import pytest
 from alembic import command
@@ -14,6 +15,7 @@ from sqlalchemy.engine import make_url
 from tests.support.cli import free_port, orderq, wait_for_port
 from tests.support.database import recreate_empty_database
 from tests.support.environment import TEST_DATABASE_URL
+from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -64,12 +66,53 @@ def health(env: dict[str, str] | None = None) -> tuple[int, dict]:
     return result.returncode, {c["name"]: c for c in json.loads(result.stdout)["checks"]}
 
 
-def test_health_is_ok_with_a_worker_running(worker):
-    code, checks = health()
+def private_queues() -> dict[str, str]:
+    """Queue names no other worker of this session consumes."""
+    tag = uuid.uuid4().hex[:8]
+    return {
+        "ORDERQ_COMMAND_QUEUE": f"health-{tag}.commands",
+        "ORDERQ_MAINTENANCE_QUEUE": f"health-{tag}.maintenance",
+    }
 
-    assert code == 0
+
+def test_health_is_ok_with_a_command_worker_and_the_maintenance_worker(migrated_database):
+    queues = private_queues()
+    command = WorkerProcess(concurrency=1, env=queues, name="health-commands")
+    maintenance = WorkerProcess(
+        concurrency=1,
+        env=queues,
+        queues=queues["ORDERQ_MAINTENANCE_QUEUE"],
+        name="health-maintenance",
+    )
+    with command.running(), maintenance.running():
+        code, checks = health(queues)
+
+    assert code == 0, checks
     assert all(check["ok"] for check in checks.values())
-    assert "answered" in checks["workers"]["detail"]
+    assert queues["ORDERQ_COMMAND_QUEUE"] in checks["command workers"]["detail"]
+    assert queues["ORDERQ_MAINTENANCE_QUEUE"] in checks["maintenance worker"]["detail"]
+
+
+def test_health_fails_with_only_the_maintenance_worker_running(migrated_database):
+    """The command worker died; the maintenance worker still answers pings. A container
+    healthcheck must see that commands are no longer consumed."""
+    queues = private_queues()
+    maintenance = WorkerProcess(
+        concurrency=1,
+        env=queues,
+        queues=queues["ORDERQ_MAINTENANCE_QUEUE"],
+        name="health-maintenance",
+    )
+    with maintenance.running():
+        code, checks = health(queues)
+
+    assert code == 1
+    assert checks["maintenance worker"]["ok"]
+    assert not checks["command workers"]["ok"]
+    assert (
+        f"nothing consumes {queues['ORDERQ_COMMAND_QUEUE']}" in checks["command workers"]["detail"]
+    )
+    assert "orderq worker" in checks["command workers"]["detail"]
 
 
 def test_health_fails_when_the_broker_is_unreachable(migrated_database):
@@ -124,7 +167,8 @@ def test_health_fails_when_no_worker_answers(migrated_database):
 
     assert code == 1
     assert checks["broker"]["ok"] and checks["database"]["ok"]
-    assert not checks["workers"]["ok"] and "no worker answered" in checks["workers"]["detail"]
+    for name in ("command workers", "maintenance worker"):
+        assert not checks[name]["ok"] and "nothing consumes" in checks[name]["detail"]
 
 
 def test_maintenance_run_executes_a_job_and_refuses_unknown_names(migrated_database):

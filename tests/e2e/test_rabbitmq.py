@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
+from orderq.settings import Settings
 from producers.commands import PlaceOrder, RestockProduct, UpsertProduct
 from producers.publisher import Publisher
-from producers.settings import Settings
 from tests.support.ids import unique
 from tests.support.outcomes import await_outcome, orders_with_key, stock_of
 from tests.support.workers import WorkerProcess

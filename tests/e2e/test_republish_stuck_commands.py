@@ -58,9 +58,9 @@ def test_a_lost_command_is_sent_again_and_completes_once(worker, runner, engine,
     accepted_but_lost(engine, lost, minutes_ago=30)
     accepted_but_lost(engine, recent, minutes_ago=1)
 
-    first = republish_stuck(tuned, engine, resend)
+    first = republish_stuck(tuned, engine, resend.send)
     outcome = await_outcome(engine, lost.key)
-    second = republish_stuck(tuned, engine, resend)
+    second = republish_stuck(tuned, engine, resend.send)
 
     assert first.figures["republished"] >= 1
     assert outcome.status == "succeeded"
@@ -80,7 +80,7 @@ def test_a_command_is_republished_at_most_the_configured_number_of_times(
     exhausted = order_for(sku)
     accepted_but_lost(engine, exhausted, minutes_ago=30, republished=2)
 
-    republish_stuck(tuned, engine, resend)
+    republish_stuck(tuned, engine, resend.send)
 
     assert times_republished(engine, exhausted.key) == 2
     assert (
@@ -103,8 +103,8 @@ def test_two_concurrent_runs_send_each_stuck_command_once(worker, runner, engine
         accepted_but_lost(engine, command)
 
     at_once(
-        lambda: republish_stuck(tuned, engine, resend),
-        lambda: republish_stuck(tuned, engine, resend),
+        lambda: republish_stuck(tuned, engine, resend.send),
+        lambda: republish_stuck(tuned, engine, resend.send),
     )
 
     assert [times_republished(engine, c.key) for c in lost] == [1] * 6

@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from producers.embedded import stop
+from orderq.embedded import stop
 from tests.support.embedded import clean_environment, postmasters, redis_servers, wait_until
 from tests.support.ids import unique
 from tests.support.workers import PROJECT_ROOT
@@ -40,7 +40,7 @@ def free_port() -> int:
 def orderq(data_dir: Path, *arguments: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """One `orderq` command in the new user's environment."""
     return subprocess.run(
-        [sys.executable, "-m", "producers.cli", *arguments],
+        [sys.executable, "-m", "orderq.cli", *arguments],
         cwd=PROJECT_ROOT,
         env=clean_environment(data_dir),
         capture_output=True,
@@ -57,7 +57,7 @@ class Up:
         self.log = Path(tempfile.mkstemp(prefix="orderq-up-", suffix=".log")[1])
         with self.log.open("wb") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "producers.cli", "up", f"--flower-port={port}"],
+                [sys.executable, "-m", "orderq.cli", "up", f"--flower-port={port}"],
                 cwd=PROJECT_ROOT,
                 env=clean_environment(data_dir, COLUMNS="120"),
                 stdout=output,
@@ -134,9 +134,9 @@ def test_up_runs_the_stack_and_ctrl_c_stops_every_process(data_dir, ups):
     up.wait_ready()
     processes = up.descendants()
     names = " ".join(" ".join(p.cmdline()) for p in processes)
-    assert "producers.cli worker" in names and "producers.cli beat" in names
-    assert "producers.cli flower" in names
-    assert "producers.cli maintenance worker" in names
+    assert "orderq.cli worker" in names and "orderq.cli beat" in names
+    assert "orderq.cli flower" in names
+    assert "orderq.cli maintenance worker" in names
     assert len(processes) >= 7  # worker + 2 pool processes, maintenance + 1, beat, flower
 
     # Flower wants the printed development credentials.
@@ -214,7 +214,7 @@ def test_up_refuses_a_flower_port_in_use(data_dir):
 
 
 def test_processes_left_by_a_killed_up_are_stopped_and_reused_pids_spared(data_dir):
-    from producers.cli.stack import _stop_leftovers
+    from orderq.cli.stack import _stop_leftovers
 
     leftover = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True

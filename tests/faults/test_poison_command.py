@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from producers.dead_letters import DeadLetters
+from orderq.admin.dead_letters import DeadLetters
 from producers.outcomes import lookup
 from tests.support.commands import new_product, order_for
 from tests.support.ids import unique

@@ -18,20 +18,20 @@ import redis
 from kombu import Connection
 from sqlalchemy import create_engine, pool, text
 
-from producers.embedded import ensure_postgres, ensure_running, is_embedded, stop
-from producers.embedded.capabilities import (
+from orderq.embedded import ensure_postgres, ensure_running, is_embedded, stop
+from orderq.embedded.capabilities import (
     ExtensionUnavailable,
     extension_status,
     require_extension,
 )
-from producers.embedded.layout import pgdata_of, redis_dir_of, redis_socket_of
+from orderq.embedded.layout import pgdata_of, redis_dir_of, redis_socket_of
 from tests.support.embedded import kill_hard, postmasters, redis_servers, wait_until
 from tests.support.workers import PROJECT_ROOT
 
 START_IN_ANOTHER_PROCESS = """
 import json, sys
 from pathlib import Path
-from producers.embedded import ensure_running
+from orderq.embedded import ensure_running
 servers = ensure_running(Path(sys.argv[1]))
 print(json.dumps({"postgres": servers.postgres_pid, "redis": servers.redis_pid,
                   "database_url": servers.database_url, "broker_url": servers.broker_url}))

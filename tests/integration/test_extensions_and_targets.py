@@ -9,7 +9,7 @@ import sys
 import pytest
 from sqlalchemy import text
 
-from producers.cli.console import describe_target
+from orderq.cli.console import describe_target
 from tests.support.environment import TEST_BROKER_URL, TEST_DATABASE_URL
 from tests.support.ids import unique
 from tests.support.workers import PROJECT_ROOT
@@ -26,7 +26,7 @@ def test_trigram_similarity_where_the_server_ships_pg_trgm(engine):
 
 def orderq(*arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "producers.cli", *arguments],
+        [sys.executable, "-m", "orderq.cli", *arguments],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

@@ -41,7 +41,6 @@ from worker.adapters import tables
 from worker.adapters.errors import ErrorKind, classify, constraint_of
 from worker.domain.loans import Loan
 from worker.service.failpoints import Failpoints
-from worker.service.loans import loan_policy
 from worker.service.runner import CommandRunner, RetryLater
 
 
@@ -209,7 +208,7 @@ def test_renewals_are_limited(runner, engine, settings):
     assert rejected(refused) == "renewal_limit_reached"
     [loan] = loans_of_copy(engine, barcode)
     periods = settings.loan_renewal_limit + 1
-    assert loan["due_at"] - loan["checked_out_at"] == periods * loan_policy().loan_period
+    assert loan["due_at"] - loan["checked_out_at"] == periods * settings.loan_policy().loan_period
 
 
 def test_renewal_is_refused_while_another_member_waits(runner, engine):
@@ -595,11 +594,13 @@ def _active_loan(session, barcode: str) -> Loan:
     return session.scalars(query).one()
 
 
-def test_two_sessions_updating_one_loan_from_the_same_read(runner, engine, session_factory):
+def test_two_sessions_updating_one_loan_from_the_same_read(
+    runner, engine, session_factory, settings
+):
     member = new_member(runner)
     _, [barcode] = new_work(runner)
     run(runner, checkout(member, barcode))
-    policy = loan_policy()
+    policy = settings.loan_policy()
 
     with session_factory() as first, session_factory() as second:
         mine, theirs = _active_loan(first, barcode), _active_loan(second, barcode)
@@ -615,7 +616,9 @@ def test_two_sessions_updating_one_loan_from_the_same_read(runner, engine, sessi
     assert (loan["renewals"], loan["version"]) == (1, 2)
 
 
-def test_a_renewal_from_a_stale_read_is_retried_and_applied_once(runner, engine, session_factory):
+def test_a_renewal_from_a_stale_read_is_retried_and_applied_once(
+    runner, engine, session_factory, settings
+):
     member = new_member(runner)
     _, [barcode] = new_work(runner)
     run(runner, checkout(member, barcode))
@@ -623,7 +626,7 @@ def test_a_renewal_from_a_stale_read_is_retried_and_applied_once(runner, engine,
 
     with session_factory() as other, ThreadPoolExecutor(1) as pool:
         loan = _active_loan(other, barcode)
-        loan.renew(datetime.now(loan.due_at.tzinfo), loan_policy(), others_waiting=0)
+        loan.renew(datetime.now(loan.due_at.tzinfo), settings.loan_policy(), others_waiting=0)
         other.flush()  # version 2 written, not committed: the worker still reads version 1
         pid = other.execute(select(func.pg_backend_pid())).scalar_one()
         attempt = pool.submit(runner.run, command.message(), command.type)

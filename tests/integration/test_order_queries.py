@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
+from orderq.admin.order_queries import find_order, page_orders, status_report
 from producers.commands import CancelOrder
-from producers.order_queries import find_order, page_orders, status_report
 from tests.support.commands import new_product, order_for, run
 from tests.support.ids import unique
 from tests.support.plans import index_names

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from producers.cli.ops import ensure_database_exists, upgrade_to_head
+from orderq.schema import ensure_database_exists, upgrade_to_head
 from producers.database import normalize_database_url
 
 

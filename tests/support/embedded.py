@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from producers.embedded.layout import pgdata_of, redis_socket_of
+from orderq.embedded.layout import pgdata_of, redis_socket_of
 
 
 def postmasters(data_dir: Path) -> list[psutil.Process]:

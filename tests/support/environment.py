@@ -36,7 +36,7 @@ class TestServers:
     embedded_dir: Path | None = None
 
     def describe(self) -> list[str]:
-        from producers.cli.console import describe_target
+        from orderq.cli.console import describe_target
 
         return [
             f"orderq test database: {describe_target(self.database_url)}",
@@ -79,7 +79,7 @@ def _embedded_dir(servers: TestServers) -> Path:
 
 
 def _stop_embedded(folder: Path) -> None:
-    from producers.embedded import stop
+    from orderq.embedded import stop
 
     try:
         stop(folder)
@@ -88,7 +88,7 @@ def _stop_embedded(folder: Path) -> None:
 
 
 def _require_embedded_extra() -> None:
-    from producers.embedded import installed
+    from orderq.embedded import installed
 
     if not installed():
         raise SystemExit(
@@ -106,7 +106,7 @@ def resolve_servers() -> TestServers:
     if database_problem or broker_problem:
         _require_embedded_extra()
     if database_problem:
-        from producers.embedded import ensure_postgres
+        from orderq.embedded import ensure_postgres
 
         instance = ensure_postgres(_embedded_dir(servers))
         servers.database_url = instance.url("orderq_test")
@@ -115,7 +115,7 @@ def resolve_servers() -> TestServers:
             f"{database_problem})"
         )
     if broker_problem:
-        from producers.embedded import ensure_redis
+        from orderq.embedded import ensure_redis
 
         instance = ensure_redis(_embedded_dir(servers))
         servers.broker_url = instance.url(0)

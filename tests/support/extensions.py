@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import make_url
 
+from orderq.embedded.capabilities import explain_missing, extension_status
 from producers.database import normalize_database_url
-from producers.embedded.capabilities import explain_missing, extension_status
 
 
 @cache

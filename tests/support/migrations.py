@@ -9,20 +9,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from producers.cli.ops import ALEMBIC_INI
+from orderq.schema import alembic_config
 from tests.support.database import recreate_empty_database
 from tests.support.environment import TEST_DATABASE_URL
-
-
-def alembic_config(url: str) -> Config:
-    config = Config(str(ALEMBIC_INI))
-    config.attributes["database_url"] = url
-    config.attributes["configure_logging"] = False
-    return config
 
 
 def scratch_database_url() -> str:

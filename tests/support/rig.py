@@ -16,8 +16,8 @@ import uuid
 
 import redis
 
+from orderq.settings import Settings
 from producers.publisher import Publisher
-from producers.settings import Settings
 from tests.support.environment import TEST_BROKER_URL
 from tests.support.workers import WorkerProcess
 

@@ -12,9 +12,9 @@ def publish_all(queue: str, broker_url: str, messages: list[dict[str, Any]], see
     Runs in a separate (spawned) process, so it builds its own settings and publisher
     like any upstream system would.
     """
+    from orderq.settings import Settings
     from producers.commands import parse_command
     from producers.publisher import Publisher
-    from producers.settings import Settings
 
     order = list(messages)
     random.Random(seed).shuffle(order)

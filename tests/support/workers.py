@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -105,6 +106,15 @@ class WorkerProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)  # stray pool children, if any
         self._log.close()
+
+    @contextlib.contextmanager
+    def running(self, timeout: float = 60.0) -> Iterator[WorkerProcess]:
+        """Started for the block, stopped after it (even if the block fails)."""
+        self.start(timeout)
+        try:
+            yield self
+        finally:
+            self.stop()
 
     def kill(self) -> None:
         """SIGKILL the main process and its children at once (a crashed host)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from producers.settings import Settings
+from orderq.settings import Settings
 from worker.entrypoints.beat_schedule import beat_schedule
 from worker.service.maintenance.catalog import JOBS
 

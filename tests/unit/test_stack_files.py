@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from producers.cli.main import app
+from orderq.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES_DOC = ROOT / "README.md"

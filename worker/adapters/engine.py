@@ -1,35 +1,32 @@
-"""The worker's process-wide engine and session factory, created on first use."""
+"""The worker's engine and session factory, built from its settings."""
 
 from __future__ import annotations
-
-from functools import lru_cache
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from producers.database import build_engine
-from producers.settings import get_settings
 from worker.adapters.orm import start_mappers
 from worker.adapters.slow_statements import install_slow_statement_log
+from worker.settings import WorkerSettings
 
 
-@lru_cache(maxsize=1)
-def get_engine() -> Engine:
-    """The engine for this process (after a fork, call `forget_inherited_connections`)."""
-    settings = get_settings()
-    engine = build_engine(settings)
+def build_worker_engine(settings: WorkerSettings) -> Engine:
+    """An engine with the worker's pool and the slow-statement log."""
+    engine = build_engine(
+        settings,
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_max_overflow,
+        pool_timeout=settings.pool_timeout_seconds,
+        pool_recycle=settings.pool_recycle_seconds,
+        pool_pre_ping=settings.pool_pre_ping,
+    )
     install_slow_statement_log(engine, settings.slow_statement_ms)
     return engine
 
 
-@lru_cache(maxsize=1)
-def get_session_factory() -> sessionmaker[Session]:
+def build_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for the loan repositories (the domain classes are mapped once)."""
     start_mappers()
     # expire_on_commit=False: outcomes are read after commit without another round trip.
-    return sessionmaker(bind=get_engine(), expire_on_commit=False)
-
-
-def forget_inherited_connections() -> None:
-    """Drop pooled connections a forked child inherited without closing the parent's."""
-    if get_engine.cache_info().currsize:
-        get_engine().dispose(close=False)
+    return sessionmaker(bind=engine, expire_on_commit=False)

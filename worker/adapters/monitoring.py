@@ -13,6 +13,8 @@ import psycopg
 from sqlalchemy import Connection, text
 from sqlalchemy import exc as sa_exc
 
+from producers.command_log import CommandLog
+
 _USER_SCHEMAS = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'"
 
 
@@ -226,33 +228,8 @@ def top_statements(connection: Connection, limit: int) -> list[dict[str, Any]]:
 
 def command_backlog(connection: Connection, stuck_after_seconds: float) -> dict[str, Any]:
     """Dead letters (failed, discarded) and accepted commands with no outcome for long."""
-    dead = dict(
-        connection.execute(
-            text(
-                "SELECT state, count(*) FROM command_deliveries "
-                "WHERE state IN ('failed', 'discarded') GROUP BY state"
-            )
-        ).all()
-    )
-    stuck = connection.execute(
-        text(
-            """
-            SELECT count(*) FROM command_deliveries d
-            WHERE d.state IN ('queued', 'running')
-              AND d.updated_at < now() - make_interval(secs => :older_than)
-              AND NOT EXISTS (SELECT 1 FROM command_ledger l
-                              WHERE l.idempotency_key = d.idempotency_key
-                                AND l.status IN ('succeeded', 'rejected'))
-            """
-        ),
-        {"older_than": stuck_after_seconds},
-    ).scalar()
-    return {
-        "failed": dead.get("failed", 0),
-        "discarded": dead.get("discarded", 0),
-        "stuck": stuck,
-        "stuck_after_seconds": stuck_after_seconds,
-    }
+    counts = CommandLog(connection.connection.driver_connection).counts(stuck_after_seconds)
+    return asdict(counts)
 
 
 def database_report(

@@ -1,19 +1,15 @@
-"""The ledger, product and order repositories: hand-written SQL on the hot paths.
+"""The product and order repositories: hand-written SQL on the hot paths.
 
-Every command touches the ledger and most touch orders and stock, so these
-repositories skip the ORM (see sql.py) and load/save the plain domain objects
-themselves. Rows they update are locked first (`FOR UPDATE`); orders and products
-still carry a `version` that every update checks and bumps, so a write based on a
-stale read fails loudly (`StaleVersion`, transient) instead of overwriting.
+Most commands touch orders and stock, so these repositories skip the ORM (see
+sql.py) and load/save the plain domain objects themselves. Rows they update are
+locked first (`FOR UPDATE`); orders and products still carry a `version` that every
+update checks and bumps, so a write based on a stale read fails loudly
+(`StaleVersion`, transient) instead of overwriting.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
-
-from psycopg.types.json import Jsonb
 
 from worker.adapters.errors import TransientError
 from worker.adapters.sql import Sql
@@ -22,79 +18,6 @@ from worker.domain.orders import Order, OrderItem, Product, StockLevel, StockMov
 
 class StaleVersion(TransientError):
     """An update matched no row at the version that was read."""
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    """A committed outcome as stored in the ledger."""
-
-    key: str
-    command_type: str
-    fingerprint: str
-    status: str
-    result: dict[str, Any] | None
-    reason: str | None
-
-
-_LEDGER_COLUMNS = "idempotency_key, command_type, fingerprint, status, result, reason"
-
-# Claim the key, or (same statement) read the committed row that holds it. The read
-# uses the statement's snapshot, so a row committed while the insert waited on the
-# unique index is not in it; `claim` then reads it with a second statement.
-_CLAIM = f"""
-    WITH claimed AS (
-        INSERT INTO command_ledger (idempotency_key, command_type, fingerprint, status)
-        VALUES (%(key)s, %(type)s, %(fingerprint)s, 'processing')
-        ON CONFLICT (idempotency_key) DO NOTHING
-        RETURNING id
-    )
-    SELECT true, NULL, NULL, NULL, NULL, NULL, NULL FROM claimed
-    UNION ALL
-    SELECT false, {_LEDGER_COLUMNS} FROM command_ledger
-    WHERE idempotency_key = %(key)s AND NOT EXISTS (SELECT 1 FROM claimed)
-"""
-_FIND = f"SELECT {_LEDGER_COLUMNS} FROM command_ledger WHERE idempotency_key = %s"
-_RECORD = """
-    UPDATE command_ledger
-    SET status = %s, result = %s, reason = %s, attempts = %s, completed_at = now()
-    WHERE idempotency_key = %s
-"""
-
-
-class LedgerRepository:
-    """Claims idempotency keys and records their outcome."""
-
-    def __init__(self, sql: Sql) -> None:
-        self.sql = sql
-
-    def claim(self, key: str, command_type: str, fingerprint: str) -> LedgerEntry | None:
-        """Insert the key's ledger row; return the existing entry if another got there first.
-
-        If a concurrent transaction holds the same key uncommitted, the insert waits on
-        the unique index until that transaction ends, then either claims the key (it
-        rolled back) or finds its committed outcome.
-        """
-        row = self.sql.one(_CLAIM, {"key": key, "type": command_type, "fingerprint": fingerprint})
-        if row is not None and row[0]:
-            return None
-        if row is not None:
-            return LedgerEntry(*row[1:])
-        return self.find(key)  # committed while we waited: outside the first snapshot
-
-    def find(self, key: str) -> LedgerEntry | None:
-        row = self.sql.one(_FIND, (key,))
-        return LedgerEntry(*row) if row else None
-
-    def record(
-        self,
-        key: str,
-        status: str,
-        result: dict[str, Any] | None,
-        reason: str | None,
-        attempts: int,
-    ) -> None:
-        result_json = Jsonb(result) if result is not None else None
-        self.sql.execute(_RECORD, (status, result_json, reason, max(attempts, 1), key))
 
 
 # -- products and stock -------------------------------------------------------------------

@@ -6,6 +6,8 @@ them. Each index says which query it serves.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -25,6 +27,15 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from producers.command_log import DEAD, PENDING, DeliveryState, LedgerStatus, sql_values
+from worker.domain.loans import (
+    OPEN_RESERVATION_STATUSES,
+    CopyStatus,
+    MemberStatus,
+    ReservationStatus,
+)
+from worker.domain.orders import MovementReason, OrderStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -51,13 +62,17 @@ def _updated_at() -> Column:
     )
 
 
+def one_of(column: str, values: Iterable[str]) -> str:
+    """`column IN ('a', 'b')` for a CHECK or an index predicate, from a vocabulary."""
+    return f"{column} IN ({sql_values(values)})"
+
+
 def _version() -> Column:
     return Column("version", Integer, nullable=False, server_default=text("1"))
 
 
 # -- the command ledger: one row per idempotency key that reached an outcome ----------------
 
-LEDGER_STATUSES = ("processing", "succeeded", "rejected")
 
 command_ledger = Table(
     "command_ledger",
@@ -75,15 +90,16 @@ command_ledger = Table(
     Column("completed_at", DateTime(timezone=True)),
     # serves: the retention purge (rows claimed before the cutoff, oldest first)
     Index("ix_command_ledger_created_at", "created_at"),
-    CheckConstraint(f"status IN {LEDGER_STATUSES}", name="status_allowed"),
-    CheckConstraint("(status = 'rejected') = (reason IS NOT NULL)", name="reason_iff_rejected"),
+    CheckConstraint(one_of("status", LedgerStatus), name="status_allowed"),
+    CheckConstraint(
+        f"(status = '{LedgerStatus.REJECTED}') = (reason IS NOT NULL)", name="reason_iff_rejected"
+    ),
     CheckConstraint("length(fingerprint) = 64", name="fingerprint_sha256"),
     CheckConstraint("attempts >= 1", name="attempts_positive"),
 )
 
 # -- deliveries: every command the system has heard of, and how often it was tried ----------
 
-DELIVERY_STATES = ("queued", "running", "failed", "discarded")
 
 command_deliveries = Table(
     "command_deliveries",
@@ -109,21 +125,22 @@ command_deliveries = Table(
     Column("discarded_at", DateTime(timezone=True)),
     Column("discarded_by", Text),
     Column("replays", Integer, nullable=False, server_default=text("0")),
-    CheckConstraint(f"state IN {DELIVERY_STATES}", name="state_allowed"),
+    CheckConstraint(one_of("state", DeliveryState), name="state_allowed"),
     CheckConstraint("attempts >= 0", name="attempts_not_negative"),
     CheckConstraint("republished >= 0", name="republished_not_negative"),
     # serves: maintenance finding commands accepted long ago with no outcome yet
     Index(
         "ix_command_deliveries_pending_updated_at",
         "updated_at",
-        postgresql_where=text("state IN ('queued', 'running')"),
+        postgresql_where=text(one_of("state", PENDING)),
     ),
     CheckConstraint("replays >= 0", name="replays_not_negative"),
     CheckConstraint(
-        "state NOT IN ('failed', 'discarded') OR failed_at IS NOT NULL", name="failed_at_set"
+        f"state NOT IN ({sql_values(DEAD)}) OR failed_at IS NOT NULL", name="failed_at_set"
     ),
     CheckConstraint(
-        "state <> 'discarded' OR (discarded_at IS NOT NULL AND discard_reason IS NOT NULL)",
+        f"state <> '{DeliveryState.DISCARDED}' "
+        "OR (discarded_at IS NOT NULL AND discard_reason IS NOT NULL)",
         name="discard_audited",
     ),
     # serves: `orderq dead-letters list` (newest first per state); skips the live rows
@@ -132,7 +149,7 @@ command_deliveries = Table(
         "state",
         text("failed_at DESC"),
         "idempotency_key",
-        postgresql_where=text("state IN ('failed', 'discarded')"),
+        postgresql_where=text(one_of("state", DEAD)),
     ),
 )
 
@@ -165,7 +182,6 @@ stock_levels = Table(
 
 # -- orders -----------------------------------------------------------------------------
 
-ORDER_STATUSES = ("placed", "paid", "shipped", "cancelled")
 
 order_number_seq = Sequence("order_number_seq", metadata=metadata)
 
@@ -188,7 +204,7 @@ orders = Table(
     _version(),
     _created_at(),
     _updated_at(),
-    CheckConstraint(f"status IN {ORDER_STATUSES}", name="status_allowed"),
+    CheckConstraint(one_of("status", OrderStatus), name="status_allowed"),
     CheckConstraint("total_cents >= 0", name="total_not_negative"),
     # serves: the reporting query (orders in a status, newest first, keyset pages)
     Index("ix_orders_status_created_at", "status", text("created_at DESC"), text("id DESC")),
@@ -211,7 +227,6 @@ order_items = Table(
     CheckConstraint("line_total_cents = qty * unit_price_cents", name="line_total_consistent"),
 )
 
-MOVEMENT_REASONS = ("restock", "reserve", "release", "ship")
 
 stock_movements = Table(
     "stock_movements",
@@ -224,7 +239,7 @@ stock_movements = Table(
     Column("reason", Text, nullable=False),
     Column("command_key", Text, nullable=False),
     _created_at(),
-    CheckConstraint(f"reason IN {MOVEMENT_REASONS}", name="reason_allowed"),
+    CheckConstraint(one_of("reason", MovementReason), name="reason_allowed"),
     CheckConstraint("on_hand_delta <> 0 OR reserved_delta <> 0", name="moves_something"),
     # serves: reconciling a product's stock with the sum of its movements
     Index("ix_stock_movements_product_id", "product_id"),
@@ -274,7 +289,6 @@ statement_baselines = Table(
 # Soft delete: members and copies are never removed (loans reference them as history);
 # `deleted_at` is set instead, and the lookups below skip such rows.
 
-MEMBER_STATUSES = ("active", "suspended")
 
 members = Table(
     "members",
@@ -288,7 +302,7 @@ members = Table(
     _version(),
     _created_at(),
     _updated_at(),
-    CheckConstraint(f"status IN {MEMBER_STATUSES}", name="status_allowed"),
+    CheckConstraint(one_of("status", MemberStatus), name="status_allowed"),
     CheckConstraint("loan_limit >= 0", name="loan_limit_not_negative"),
     # serves: a live member by number (every loan command); a deleted member's number
     # may be issued again
@@ -313,7 +327,6 @@ works = Table(
     _updated_at(),
 )
 
-COPY_STATUSES = ("available", "on_loan", "on_hold")
 
 copies = Table(
     "copies",
@@ -327,7 +340,7 @@ copies = Table(
     _version(),
     _created_at(),
     _updated_at(),
-    CheckConstraint(f"status IN {COPY_STATUSES}", name="status_allowed"),
+    CheckConstraint(one_of("status", CopyStatus), name="status_allowed"),
     # serves: an available copy of a work (a new reservation takes it at once)
     Index(
         "ix_copies_work_id_status",
@@ -385,7 +398,6 @@ loans = Table(
     ),
 )
 
-RESERVATION_STATUSES = ("queued", "ready", "fulfilled", "expired", "cancelled")
 
 reservations = Table(
     "reservations",
@@ -400,7 +412,7 @@ reservations = Table(
     Column("ready_until", DateTime(timezone=True)),
     _created_at(),
     _updated_at(),
-    CheckConstraint(f"status IN {RESERVATION_STATUSES}", name="status_allowed"),
+    CheckConstraint(one_of("status", ReservationStatus), name="status_allowed"),
     CheckConstraint(
         "status <> 'queued' OR (copy_id IS NULL AND ready_until IS NULL)",
         name="queued_holds_nothing",
@@ -416,14 +428,14 @@ reservations = Table(
         "work_id",
         "member_id",
         unique=True,
-        postgresql_where=text("status IN ('queued', 'ready')"),
+        postgresql_where=text(one_of("status", OPEN_RESERVATION_STATUSES)),
     ),
     # One hold per copy. serves: the reservation a held copy waits for (checkout)
     Index(
         "uq_reservations_copy_id_ready",
         "copy_id",
         unique=True,
-        postgresql_where=text("status = 'ready'"),
+        postgresql_where=text(f"status = '{ReservationStatus.READY}'"),
     ),
     # serves: the hold-expiry sweep — ready reservations past their pickup deadline,
     # earliest deadline first, keyset pages on (ready_until, id)
@@ -431,7 +443,7 @@ reservations = Table(
         "ix_reservations_ready_until",
         "ready_until",
         "id",
-        postgresql_where=text("status = 'ready'"),
+        postgresql_where=text(f"status = '{ReservationStatus.READY}'"),
     ),
     # serves: a work's queue in order — its head (return, add copy, cancel), whether
     # others wait (renew), a reservation's position (reserve)
@@ -440,6 +452,6 @@ reservations = Table(
         "work_id",
         "queued_at",
         "id",
-        postgresql_where=text("status = 'queued'"),
+        postgresql_where=text(f"status = '{ReservationStatus.QUEUED}'"),
     ),
 )

@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from producers.settings import Settings
 from worker.service.maintenance.catalog import JOBS
+from worker.settings import WorkerSettings
 
 
-def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+def beat_schedule(settings: WorkerSettings) -> dict[str, dict[str, Any]]:
     """Celery's `beat_schedule` for these settings."""
     schedule = {}
     for job in JOBS:

@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from producers.broker import broker_transport_options
-from producers.publisher import publish_retry_policy
-from producers.settings import Settings
+from producers.broker import publish_retry_policy
 from worker.entrypoints.beat_schedule import beat_schedule
+from worker.settings import WorkerSettings
 
 
-def celery_config(settings: Settings) -> dict[str, Any]:
+def celery_config(settings: WorkerSettings) -> dict[str, Any]:
     """The Celery configuration derived from orderq's settings."""
     return {
-        "broker_url": settings.resolved_broker_url(),
+        # None until configured: a worker or beat then refuses to start (celery_app.py)
+        "broker_url": settings.broker_url,
         # Ack after the task returns, not on receipt: a worker that dies mid-command
         # leaves its message on the broker to be redelivered.
         "task_acks_late": True,

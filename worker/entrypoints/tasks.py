@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 from typing import Any
 
 from celery import Task
 from celery.exceptions import Reject
 
 from producers.commands import COMMAND_CLASSES
-from producers.settings import get_settings
-from worker.adapters.engine import get_engine, get_session_factory
 from worker.entrypoints.celery_app import app
 from worker.entrypoints.consumer import UNKNOWN_TASK
 from worker.service.runner import CommandRunner, Result, RetryLater
@@ -23,9 +20,9 @@ class CommandRetry(Exception):
     """Why a command will be tried again (shown in Celery's retry log line)."""
 
 
-@lru_cache(maxsize=1)
 def runner() -> CommandRunner:
-    return CommandRunner(get_settings(), get_engine(), get_session_factory())
+    """This process's command runner (see worker.service.bootstrap)."""
+    return app.services.runner
 
 
 def _finish(task: Task, result: Result) -> dict[str, Any]:

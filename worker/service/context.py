@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from worker.domain.loans import LoanPolicy
 from worker.service.failpoints import Failpoints
 
 NO_FAILPOINTS = Failpoints()
@@ -11,9 +12,11 @@ NO_FAILPOINTS = Failpoints()
 
 @dataclass(frozen=True)
 class CommandContext:
-    """The key, this delivery's attempt number and the process's failpoints."""
+    """The key, the loan policy in force, this delivery's attempt number and the
+    process's failpoints."""
 
     key: str
+    loan_policy: LoanPolicy
     attempt: int = 1
     failpoints: Failpoints = NO_FAILPOINTS
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from producers.command_log import LedgerEntry, LedgerStatus
 from worker.adapters.errors import TransientError, is_business_key_duplicate
-from worker.adapters.repositories import LedgerEntry
 from worker.domain.errors import IdempotencyKeyReused, Rejected
 from worker.service.context import CommandContext
 from worker.service.outcome import Outcome
@@ -78,7 +78,9 @@ def execute(
 
 
 def _commit(uow: UnitOfWork, ctx: CommandContext, outcome: Outcome) -> Outcome:
-    uow.ledger.record(ctx.key, outcome.status, outcome.ledger_result(), outcome.reason, ctx.attempt)
+    uow.ledger.record_outcome(
+        ctx.key, outcome.status, outcome.ledger_result(), outcome.reason, ctx.attempt
+    )
     uow.flush()
     ctx.failpoint("before_commit")
     uow.commit()
@@ -111,9 +113,9 @@ def replay(entry: LedgerEntry, fingerprint: str) -> Outcome:
             original_type=entry.command_type,
         )
         return Outcome.rejected(entry.key, refusal.reason, refusal.message, refusal.details)
-    if entry.status == "succeeded":
+    if entry.status == LedgerStatus.SUCCEEDED:
         return Outcome.succeeded(entry.key, entry.result or {}).as_replay()
-    if entry.status == "rejected":
+    if entry.status == LedgerStatus.REJECTED:
         stored = entry.result or {}
         return Outcome.rejected(
             entry.key, entry.reason or "rejected", stored.get("message", ""), stored.get("details")

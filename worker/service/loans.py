@@ -9,7 +9,7 @@ stale read raise `StaleDataError`, which the runner retries as a transient error
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from producers.commands import (
@@ -24,7 +24,6 @@ from producers.commands import (
     RenewLoan,
     ReturnCopy,
 )
-from producers.settings import get_settings
 from worker.domain import loans as rules
 from worker.domain.errors import (
     BarcodeInUse,
@@ -38,7 +37,6 @@ from worker.domain.errors import (
 from worker.domain.loans import (
     Copy,
     CopyStatus,
-    LoanPolicy,
     Member,
     MemberStatus,
     Reservation,
@@ -47,16 +45,6 @@ from worker.domain.loans import (
 )
 from worker.service.context import CommandContext
 from worker.service.unit_of_work import UnitOfWork
-
-
-def loan_policy() -> LoanPolicy:
-    """Loan period, renewal limit and hold window from the settings."""
-    settings = get_settings()
-    return LoanPolicy(
-        loan_period=timedelta(days=settings.loan_period_days),
-        renewal_limit=settings.loan_renewal_limit,
-        hold_window=timedelta(days=settings.reservation_hold_days),
-    )
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -122,7 +110,7 @@ def add_copy(command: AddCopy, uow: UnitOfWork, ctx: CommandContext) -> dict[str
     if copy is None:
         raise BarcodeInUse(f"a copy with barcode {command.barcode} exists", barcode=command.barcode)
     # a new copy is a freed copy: the first member waiting for the work gets it
-    hold = copy.release(uow.reservations.lock_queue_head(work.id), uow.clock.now(), loan_policy())
+    hold = copy.release(uow.reservations.lock_queue_head(work.id), uow.clock.now(), ctx.loan_policy)
     uow.flush()
     return {
         "barcode": copy.barcode,
@@ -151,7 +139,7 @@ def checkout_copy(command: CheckoutCopy, uow: UnitOfWork, ctx: CommandContext) -
         if CopyStatus(copy.status) is CopyStatus.ON_HOLD
         else None
     )
-    loan = copy.check_out(member, hold, command.key, uow.clock.now(), loan_policy())
+    loan = copy.check_out(member, hold, command.key, uow.clock.now(), ctx.loan_policy)
     uow.loans.add(loan)
     uow.flush()
     return {
@@ -175,7 +163,7 @@ def return_copy(command: ReturnCopy, uow: UnitOfWork, ctx: CommandContext) -> di
         raise LoanNotFound(f"copy {copy.barcode} is not on loan", barcode=copy.barcode)
     now = uow.clock.now()
     head = None if copy.is_deleted else uow.reservations.lock_queue_head(work_id)
-    hold = copy.check_in(loan, head, now, loan_policy())
+    hold = copy.check_in(loan, head, now, ctx.loan_policy)
     uow.flush()  # the versioned loan update: a stale read raises here
     return {
         "barcode": copy.barcode,
@@ -199,7 +187,7 @@ def renew_loan(command: RenewLoan, uow: UnitOfWork, ctx: CommandContext) -> dict
             barcode=copy.barcode,
         )
     waiting = uow.reservations.count_waiting(copy.work_id, except_member_id=member.id)
-    loan.renew(uow.clock.now(), loan_policy(), waiting)
+    loan.renew(uow.clock.now(), ctx.loan_policy, waiting)
     uow.flush()  # UPDATE … WHERE version = <read>: a concurrent change raises StaleDataError
     return {
         "member": member.member_number,
@@ -221,7 +209,7 @@ def place_reservation(
     already_open = uow.reservations.open_for(work.id, member.id) is not None
     available = None if already_open else uow.copies.lock_available(work.id)
     reservation = rules.place_reservation(
-        member, work, already_open, available, uow.clock.now(), loan_policy()
+        member, work, already_open, available, uow.clock.now(), ctx.loan_policy
     )
     uow.reservations.add(reservation)
     uow.flush()
@@ -261,7 +249,7 @@ def cancel_reservation(
     if not reservation.is_ready:
         held = None
     head = uow.reservations.lock_queue_head(work.id) if held is not None else None
-    hold = rules.cancel_reservation(reservation, held, head, uow.clock.now(), loan_policy())
+    hold = rules.cancel_reservation(reservation, held, head, uow.clock.now(), ctx.loan_policy)
     uow.flush()
     return {
         "member": member.member_number,
@@ -298,7 +286,7 @@ def expire_reservation(
     ctx.failpoint("after_lock")
     reservation = uow.reservations.lock(command.reservation_id)
     head = uow.reservations.lock_queue_head(work.id) if reservation.is_ready else None
-    hold = rules.expire_reservation(reservation, held, head, uow.clock.now(), loan_policy())
+    hold = rules.expire_reservation(reservation, held, head, uow.clock.now(), ctx.loan_policy)
     uow.flush()
     assert held is not None  # expire_reservation refused otherwise
     return {

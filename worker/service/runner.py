@@ -35,7 +35,6 @@ from producers.commands import (
     fingerprint_of,
     parse_command,
 )
-from producers.settings import Settings
 from producers.wire import check_message, key_of, printable, storable_key
 from worker.adapters.deliveries import DeliveryLog
 from worker.adapters.errors import ErrorKind, classify, describe
@@ -46,6 +45,7 @@ from worker.service.failpoints import Failpoints
 from worker.service.handlers import handler_for, recovery_for
 from worker.service.outcome import Outcome
 from worker.service.unit_of_work import UnitOfWork
+from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class CommandRunner:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: WorkerSettings,
         engine: Engine,
         session_factory: sessionmaker[Session],
         failpoints: Failpoints | None = None,
@@ -75,6 +75,7 @@ class CommandRunner:
         self.session_factory = session_factory
         self.deliveries = DeliveryLog(engine)
         self.failpoints = failpoints or Failpoints(settings.failpoints)
+        self.loan_policy = settings.loan_policy()
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -100,7 +101,7 @@ class CommandRunner:
         if attempt.is_dead:
             # A dead letter is not run again until an operator replays it.
             return Outcome.failed(command.key, attempt.error or f"{command.key} is {attempt.state}")
-        ctx = CommandContext(command.key, attempt.number, self.failpoints)
+        ctx = CommandContext(command.key, self.loan_policy, attempt.number, self.failpoints)
         if attempt.number > self.settings.max_attempts:
             died = (
                 f"{self.settings.max_attempts} attempts started and none finished "
@@ -246,7 +247,7 @@ class CommandRunner:
             fingerprint = fingerprint_of({"body": body})
         except (TypeError, ValueError):
             fingerprint = fingerprint_of({"unrepresentable": repr(body)[:1000]})
-        ctx = CommandContext(key, 1, self.failpoints)
+        ctx = CommandContext(key, self.loan_policy, 1, self.failpoints)
         try:
             return execute(self._new_uow, ctx, command_type, fingerprint, refuse)
         except Exception as error:

@@ -18,6 +18,7 @@ from typing import Any, Self
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from producers.command_log import CommandLog
 from worker.adapters.loan_repositories import (
     CopyRepository,
     LibraryClock,
@@ -26,7 +27,7 @@ from worker.adapters.loan_repositories import (
     ReservationRepository,
     WorkRepository,
 )
-from worker.adapters.repositories import LedgerRepository, OrderRepository, ProductRepository
+from worker.adapters.repositories import OrderRepository, ProductRepository
 from worker.adapters.sql import Sql
 
 
@@ -43,7 +44,7 @@ class UnitOfWork:
         self.connection = self._engine.connect()
         self.connection.begin()
         self.sql = Sql(self.connection)
-        self.ledger = LedgerRepository(self.sql)
+        self.ledger = CommandLog(self.sql.connection)
         self.products = ProductRepository(self.sql)
         self.orders = OrderRepository(self.sql)
         return self

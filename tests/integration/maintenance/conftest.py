@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from producers.settings import Settings
+from orderq.settings import Settings
 from worker.service.runner import CommandRunner
 
 

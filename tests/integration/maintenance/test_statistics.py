@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from producers.embedded.capabilities import extension_status
+from orderq.embedded.capabilities import extension_status
 from tests.support.concurrency import at_once
 from tests.support.environment import TEST_DATABASE_URL
 from worker.adapters import monitoring

@@ -11,26 +11,26 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from producers.publisher import Publisher
-from producers.settings import Settings
 from worker.service.maintenance import ledger, republish, statistics
 from worker.service.maintenance.loans import LOAN_SWEEPS
 from worker.service.maintenance.orders import EXPIRE_UNPAID_ORDERS
 from worker.service.maintenance.report import RunReport
+from worker.service.maintenance.republish import SendCommand
 from worker.service.maintenance.sweeps import CommandSweep, run_sweep
 from worker.service.runner import CommandRunner
+from worker.settings import WorkerSettings
 
 TASK_PREFIX = "orderq.maintenance."
 
 
 @dataclass(frozen=True)
 class MaintenanceContext:
-    """What a job needs; the runner and publisher are created only by jobs that use them."""
+    """What a job needs, built by the composition root (worker.service.bootstrap)."""
 
-    settings: Settings
+    settings: WorkerSettings
     engine: Engine
-    runner: Callable[[], CommandRunner]
-    publisher: Callable[[], Publisher]
+    runner: CommandRunner
+    send: SendCommand
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Job:
     def task_name(self) -> str:
         return TASK_PREFIX + self.name
 
-    def interval(self, settings: Settings) -> int:
+    def interval(self, settings: WorkerSettings) -> int:
         """Seconds between runs; 0 means not scheduled."""
         return int(getattr(settings, self.schedule_setting))
 
@@ -53,7 +53,7 @@ def sweep_job(sweep: CommandSweep, summary: str) -> Job:
     return Job(
         sweep.task,
         sweep.schedule_setting,
-        lambda ctx: run_sweep(sweep, ctx.settings, ctx.engine, ctx.runner()),
+        lambda ctx: run_sweep(sweep, ctx.settings, ctx.engine, ctx.runner),
         summary,
     )
 
@@ -70,7 +70,7 @@ JOBS: tuple[Job, ...] = (
     Job(
         republish.TASK,
         "schedule_republish_stuck_seconds",
-        lambda ctx: republish.republish_stuck(ctx.settings, ctx.engine, ctx.publisher()),
+        lambda ctx: republish.republish_stuck(ctx.settings, ctx.engine, ctx.send),
         "re-send accepted commands that have no outcome after a while",
     ),
     Job(

@@ -11,15 +11,15 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine
 
-from producers.settings import Settings
 from worker.adapters.ledger_retention import PurgedBatch, purge_ledger_batch
 from worker.service.maintenance.report import RunReport, locked
+from worker.settings import WorkerSettings
 
 TASK = "purge_ledger"
 
 
 def purge_ledger(
-    settings: Settings,
+    settings: WorkerSettings,
     engine: Engine,
     *,
     on_batch: Callable[[PurgedBatch], None] | None = None,

@@ -27,9 +27,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from producers.commands import ExpireReservation, MarkLoanOverdue
-from producers.settings import Settings
 from worker.adapters.due_rows import expired_holds, unmarked_overdue_loans
 from worker.service.maintenance.sweeps import CommandSweep, DueCommand
+from worker.settings import WorkerSettings
 
 EXPIRE_READY_RESERVATIONS = "expire_ready_reservations"
 MARK_OVERDUE_LOANS = "mark_overdue_loans"
@@ -60,7 +60,7 @@ def overdue_command(loan_id: int, due_at: datetime) -> MarkLoanOverdue:
 
 
 def _due_expiries(
-    connection: Connection, settings: Settings, after: tuple[Any, ...] | None, limit: int
+    connection: Connection, settings: WorkerSettings, after: tuple[Any, ...] | None, limit: int
 ) -> Sequence[DueCommand]:
     return [
         ((ready_until, id_), expiry_command(id_, ready_until))
@@ -69,7 +69,7 @@ def _due_expiries(
 
 
 def _due_overdue_marks(
-    connection: Connection, settings: Settings, after: tuple[Any, ...] | None, limit: int
+    connection: Connection, settings: WorkerSettings, after: tuple[Any, ...] | None, limit: int
 ) -> Sequence[DueCommand]:
     return [
         ((due_at, id_), overdue_command(id_, due_at))

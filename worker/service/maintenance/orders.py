@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from producers.commands import CancelOrder
-from producers.settings import Settings
 from worker.adapters.due_rows import unpaid_orders
 from worker.service.maintenance.sweeps import CommandSweep, DueCommand
+from worker.settings import WorkerSettings
 
 
 def expiry_key(order_number: str) -> str:
@@ -19,7 +19,7 @@ def expiry_key(order_number: str) -> str:
 
 
 def _due_expiries(
-    connection: Connection, settings: Settings, after: tuple[Any, ...] | None, limit: int
+    connection: Connection, settings: WorkerSettings, after: tuple[Any, ...] | None, limit: int
 ) -> Sequence[DueCommand]:
     return [
         (

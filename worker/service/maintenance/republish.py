@@ -9,23 +9,30 @@ through the attempt counter.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy import Engine
 
 from producers.commands import COMMANDS_BY_TYPE
-from producers.publisher import Publisher
-from producers.settings import Settings
 from worker.adapters.stuck_commands import StuckCommand, republish_batch
 from worker.service.maintenance.report import RunReport, locked
+from worker.settings import WorkerSettings
 
 TASK = "republish_stuck_commands"
 
+#: sends a stored command message to its task: (task name, key, message)
+SendCommand = Callable[[str, str, dict[str, Any]], None]
 
-def republish_stuck(settings: Settings, engine: Engine, publisher: Publisher) -> RunReport:
+
+def republish_stuck(
+    settings: WorkerSettings, engine: Engine, send_command: SendCommand
+) -> RunReport:
     """Re-send stuck commands in bounded batches under the task's advisory lock."""
 
     def send(command: StuckCommand) -> None:
         task_name = COMMANDS_BY_TYPE[command.command_type].task_name
-        publisher.send(task_name, command.key, command.payload)
+        send_command(task_name, command.key, command.payload)
 
     def body(report: RunReport) -> None:
         report.set(republished=0, more=False)

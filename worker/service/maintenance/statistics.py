@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, text
 
-from producers.settings import Settings
 from worker.adapters import monitoring
 from worker.adapters.statement_stats import (
     find_regressions,
@@ -16,6 +15,7 @@ from worker.adapters.statement_stats import (
     take_snapshot,
 )
 from worker.service.maintenance.report import RunReport, locked
+from worker.settings import WorkerSettings
 
 log = logging.getLogger("orderq.maintenance")
 
@@ -35,7 +35,7 @@ _ANALYZE_CANDIDATES = text(
 
 
 def analyze_hot_tables(
-    settings: Settings, engine: Engine, tables: tuple[str, ...] | None = None
+    settings: WorkerSettings, engine: Engine, tables: tuple[str, ...] | None = None
 ) -> RunReport:
     """ANALYZE each hot table that changed enough since its last analyze (or never had one).
 
@@ -64,7 +64,7 @@ def analyze_hot_tables(
     return locked(engine, ANALYZE_TASK, body)
 
 
-def check_index_health(settings: Settings, engine: Engine) -> RunReport:
+def check_index_health(settings: WorkerSettings, engine: Engine) -> RunReport:
     """Report invalid, unused and duplicate indexes (read-only); warn about each problem."""
 
     def body(report: RunReport) -> None:
@@ -91,7 +91,7 @@ def _say_once(reason: str) -> None:
 
 
 def snapshot_statements(
-    settings: Settings, engine: Engine, now: datetime | None = None
+    settings: WorkerSettings, engine: Engine, now: datetime | None = None
 ) -> RunReport:
     """Store a snapshot of the top statements, set baselines for new ones and flag
     statements whose mean time regressed. Skipped (said once) without pg_stat_statements."""

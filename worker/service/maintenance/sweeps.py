@@ -16,14 +16,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from producers.commands import Command
-from producers.settings import Settings
 from worker.service.maintenance.report import RunReport, locked
 from worker.service.runner import CommandRunner, RetryLater
+from worker.settings import WorkerSettings
 
 #: (keyset cursor of the row, the command for it), oldest first
 DueCommand = tuple[tuple[Any, ...], Command]
 #: (connection, settings, rows after this cursor or None, batch size) -> due commands
-Finder = Callable[[Connection, Settings, tuple[Any, ...] | None, int], Sequence[DueCommand]]
+Finder = Callable[[Connection, WorkerSettings, tuple[Any, ...] | None, int], Sequence[DueCommand]]
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class CommandSweep:
 
 
 def run_sweep(
-    sweep: CommandSweep, settings: Settings, engine: Engine, runner: CommandRunner
+    sweep: CommandSweep, settings: WorkerSettings, engine: Engine, runner: CommandRunner
 ) -> RunReport:
     """Run every due command of `sweep`, in batches, under the sweep's advisory lock."""
 

@@ -1,0 +1,43 @@
+"""The operator's settings: the worker's, plus the embedded servers' folder and Flower.
+
+Reading them starts nothing. Whether orderq uses your servers or embedded ones is
+decided once, at the edge, by `orderq.servers.resolve_servers`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr
+
+from worker.settings import WorkerSettings
+
+
+def default_data_dir() -> Path:
+    """Where the embedded servers keep their data: the platform's per-user data folder
+    (~/.local/share/orderq on Linux, ~/Library/Application Support/orderq on macOS).
+    Only a path: nothing is created until an embedded server starts."""
+    return platformdirs.user_data_path("orderq")
+
+
+class Settings(WorkerSettings):
+    """Everything orderq can be told, with the environment variable that sets it."""
+
+    # -- embedded servers: used when neither URL is set (see orderq/embedded) -------------
+    data_dir: Path = Field(default_factory=default_data_dir)
+
+    # -- Flower -----------------------------------------------------------------------------
+    flower_basic_auth: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("FLOWER_BASIC_AUTH", "ORDERQ_FLOWER_BASIC_AUTH")
+    )
+    flower_port: int = Field(default=5555, ge=1, le=65535)
+    flower_address: str = "127.0.0.1"
+    flower_state_file: str = ".orderq/flower-state.db"
+    # local development only: lets Flower run without credentials
+    dev_mode: bool = False
+
+    @property
+    def uses_embedded_servers(self) -> bool:
+        """True when no URL is configured: orderq runs its own PostgreSQL and Redis."""
+        return self.database_url is None and self.broker_url is None
