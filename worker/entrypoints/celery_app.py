@@ -14,8 +14,8 @@ from typing import Any
 from celery import Celery
 from celery.signals import beat_init, celeryd_init, worker_process_init
 
-from producers.errors import ConfigurationError
 from producers.broker import publish_retry_policy
+from producers.errors import ConfigurationError
 from worker.entrypoints.celery_config import celery_config
 from worker.service.bootstrap import Services, bootstrap
 from worker.settings import WorkerSettings

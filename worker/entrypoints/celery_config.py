@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from producers.broker import broker_transport_options
-from producers.broker import publish_retry_policy
+from producers.broker import broker_transport_options, publish_retry_policy
 from worker.entrypoints.beat_schedule import beat_schedule
 from worker.settings import WorkerSettings
 
