@@ -36,10 +36,10 @@ def migrate(
         ),
     ] = 60.0,
 ) -> None:
-    """Create the database if needed and upgrade it to the latest schema."""
+    """Create the database if needed and upgrade it to the latest schema (through
+    ORDERQ_ADMIN_DATABASE_URL when set: index builds must not go through PgBouncer)."""
     settings = resolved_settings()
-    assert settings.database_url is not None
-    migrate_or_fail(settings.database_url, wait)
+    migrate_or_fail(settings.require_admin_database_url(), wait)
 
 
 def worker(
