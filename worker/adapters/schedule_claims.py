@@ -22,9 +22,16 @@ _FORGET_OLD = text(
     " SELECT job, scheduled_for FROM schedule_claims"
     " WHERE job = :job AND scheduled_for < :before ORDER BY scheduled_for LIMIT :limit)"
 )
+# An upsert, not an UPDATE: the run can reach a worker before the beat that sent it
+# has committed its claim. The insert then waits on the claim's key until that commit
+# and counts on the committed row; only a run whose claim was never committed makes a
+# row of its own (so it still shows up, as unclaimed).
 _RAN = text(
-    "UPDATE schedule_claims SET runs = runs + 1, last_ran_at = now() "
-    "WHERE job = :job AND scheduled_for = :scheduled_for"
+    "INSERT INTO schedule_claims (job, scheduled_for, claimed_by, runs, last_ran_at) "
+    "VALUES (:job, :scheduled_for, '(unclaimed)', 1, now()) "
+    "ON CONFLICT (job, scheduled_for) DO UPDATE "
+    "SET runs = schedule_claims.runs + 1, last_ran_at = now() "
+    "RETURNING claimed_by"
 )
 
 
@@ -54,7 +61,9 @@ def claim_run(
 
 
 def record_run(engine: Engine, job: str, scheduled_for: datetime) -> bool:
-    """Count one start of a claimed run; False if no such claim exists."""
+    """Count one start of a run; False if no beat had claimed it."""
     with engine.begin() as connection:
-        touched = connection.execute(_RAN, {"job": job, "scheduled_for": scheduled_for}).rowcount
-    return bool(touched)
+        claimed_by = connection.execute(
+            _RAN, {"job": job, "scheduled_for": scheduled_for}
+        ).scalar_one()
+    return claimed_by != "(unclaimed)"
