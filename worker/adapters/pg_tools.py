@@ -17,11 +17,13 @@ makes `PgToolMismatch`, naming what was found and what to install.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
-import time
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +114,11 @@ def libpq_target(url: str) -> tuple[str, dict[str, str]]:
     return uri, env
 
 
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
 def run_tool(
     tool: PgTool,
     arguments: Sequence[str],
@@ -125,29 +132,33 @@ def run_tool(
     `timeout` seconds (then it is killed)."""
     uri, env = libpq_target(url)
     command = [str(tool.path), *arguments, f"--dbname={uri}"]
-    process = subprocess.Popen(
+    tail: list[str] = []
+    with subprocess.Popen(
         command,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **env},
-    )
-    deadline = None if timeout is None else time.monotonic() + timeout
-    tail: list[str] = []
-    assert process.stderr is not None
-    for line in process.stderr:
-        tail = [*tail[-20:], line.rstrip()]
-        if on_line is not None:
-            on_line(line.rstrip())
-        if deadline is not None and time.monotonic() > deadline:
-            process.kill()
-            break
-    try:
-        code = process.wait(None if deadline is None else max(deadline - time.monotonic(), 1))
-    except subprocess.TimeoutExpired:
-        process.kill()
-        code = process.wait()
-    if deadline is not None and time.monotonic() > deadline:
+        start_new_session=True,  # its own process group: the timeout kills all of it
+    ) as process:
+        # a timer, not a check between lines: a tool that hangs silently is killed too
+        killer = (
+            threading.Timer(timeout, _kill_group, (process.pid,)) if timeout is not None else None
+        )
+        if killer is not None:
+            killer.daemon = True
+            killer.start()
+        try:
+            assert process.stderr is not None
+            for line in process.stderr:
+                tail = [*tail[-20:], line.rstrip()]
+                if on_line is not None:
+                    on_line(line.rstrip())
+            code = process.wait()
+        finally:
+            if killer is not None:
+                killer.cancel()
+    if killer is not None and killer.finished.is_set() and code < 0:
         raise PgToolError(f"{tool.name} did not finish within {timeout:g}s (killed)")
     if code != 0:
         detail = " | ".join(line for line in tail if line)[-600:]
