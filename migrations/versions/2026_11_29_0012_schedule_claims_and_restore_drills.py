@@ -23,6 +23,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # Nothing here should wait on a lock; if something does, fail fast, not queue traffic.
+    op.execute("SET LOCAL lock_timeout = '5s'")
     op.create_table(
         "schedule_claims",
         sa.Column("job", sa.Text(), nullable=False),
@@ -34,7 +36,7 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.Column("runs", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("runs", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
         sa.Column("last_ran_at", sa.DateTime(timezone=True), nullable=True),
         sa.CheckConstraint("runs >= 0", name=op.f("ck_schedule_claims_runs_not_negative")),
         sa.PrimaryKeyConstraint("job", "scheduled_for", name=op.f("pk_schedule_claims")),

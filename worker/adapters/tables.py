@@ -471,7 +471,7 @@ schedule_claims = Table(
     Column("claimed_by", Text, nullable=False),
     Column("claimed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # how many times a maintenance worker started this run (1 = exactly once)
-    Column("runs", Integer, nullable=False, server_default=text("0")),
+    Column("runs", BigInteger, nullable=False, server_default=text("0")),
     Column("last_ran_at", DateTime(timezone=True)),
     CheckConstraint("runs >= 0", name="runs_not_negative"),
 )
