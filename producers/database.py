@@ -1,5 +1,11 @@
 """Database connections from settings: URL forms, session guards, and the two ways the
-command log is reached (one transaction, or one autocommitted statement)."""
+command log is reached (one transaction, or one autocommitted statement).
+
+Works straight against PostgreSQL and through PgBouncer in transaction pooling
+(`ORDERQ_DB_POOLER=pgbouncer`): then nothing here relies on session state — no startup
+options, no server-side prepared statements, timeouts set per transaction (or by the
+role) instead of per connection. docs/scaling.md explains the choices.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from producers.settings import ProducerSettings
@@ -35,16 +41,57 @@ def session_options(settings: ProducerSettings) -> str:
     )
 
 
+#: The guards of one transaction in one statement (`is_local`: they end with it).
+_SET_LOCAL_GUARDS = (
+    "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true),"
+    " set_config('idle_in_transaction_session_timeout', %s, true)"
+)
+
+
+def guard_values(settings: ProducerSettings) -> tuple[str, str, str]:
+    """statement_timeout, lock_timeout, idle_in_transaction_session_timeout (ms)."""
+    return (
+        str(settings.statement_timeout_ms),
+        str(settings.lock_timeout_ms),
+        str(settings.idle_in_transaction_timeout_ms),
+    )
+
+
 def connect_args(settings: ProducerSettings) -> dict[str, Any]:
     """psycopg connection options every orderq process uses."""
     arguments: dict[str, Any] = {
         "application_name": settings.application_name,
-        "options": session_options(settings),
         "connect_timeout": settings.db_connect_timeout_seconds,
     }
+    if settings.session_guards == "connection":
+        arguments["options"] = session_options(settings)
+    if settings.db_pooler == "pgbouncer":
+        # A statement psycopg prepares on one server connection would be looked up on
+        # another one by the next transaction ("prepared statement does not exist"):
+        # PgBouncer routes protocol-level prepared statements only from 1.21 on, with
+        # max_prepared_statements set. Unnamed statements (extended protocol) still work.
+        arguments["prepare_threshold"] = None
     if settings.db_sslmode:
         arguments["sslmode"] = settings.db_sslmode
     return arguments
+
+
+def install_transaction_guards(engine: Engine, settings: ProducerSettings) -> None:
+    """Set the three timeouts at the start of every transaction on `engine`.
+
+    Sent in one pipeline with psycopg's own BEGIN, so a transaction pays no extra
+    round trip for it. Autocommitted statements have no transaction to set them in:
+    they run under the role's or database's defaults (docs/scaling.md).
+    """
+    values = guard_values(settings)
+
+    @event.listens_for(engine, "begin")
+    def _set_local_guards(connection: Connection) -> None:
+        driver: psycopg.Connection[Any] = connection.connection.driver_connection  # type: ignore[assignment]
+        if driver.autocommit:
+            return
+        with driver.pipeline():
+            driver.execute(_SET_LOCAL_GUARDS, values)
 
 
 def build_engine(
@@ -56,7 +103,16 @@ def build_engine(
     one connection, a worker sizes its pool from its own settings.
     """
     target = normalize_database_url(url or settings.require_database_url())
-    return create_engine(target, connect_args=connect_args(settings), **pool_options)
+    engine = create_engine(target, connect_args=connect_args(settings), **pool_options)
+    if settings.session_guards == "transaction":
+        install_transaction_guards(engine, settings)
+    return engine
+
+
+def build_admin_engine(settings: ProducerSettings, **pool_options: Any) -> Engine:
+    """An engine straight to PostgreSQL (`ORDERQ_ADMIN_DATABASE_URL`, else DATABASE_URL),
+    for what a transaction-pooling PgBouncer cannot carry."""
+    return build_engine(settings, url=settings.require_admin_database_url(), **pool_options)
 
 
 @contextmanager

@@ -255,13 +255,15 @@ def latencies_at(rate: float, seconds: float, skus: list[str]) -> list[float]:
     return sorted(float(done) - sent[key] for key, done in rows)
 
 
-def in_worker_costs(skus: list[str], count: int) -> tuple[float, float]:
+def in_worker_costs(
+    skus: list[str], count: int, settings: WorkerSettings = SETTINGS
+) -> tuple[float, float]:
     """Milliseconds per fresh place-order and per duplicate of it, run by the worker's
     own CommandRunner in this process (no broker, no Celery): the database work a
     duplicate saves."""
     from worker.service.bootstrap import bootstrap
 
-    services = bootstrap(SETTINGS, send_command=lambda *_: None)
+    services = bootstrap(settings, send_command=lambda *_: None)
     runner = services.runner
     messages = [command.message() for command in orders_for(skus, count)]
     timings = []
@@ -274,6 +276,24 @@ def in_worker_costs(skus: list[str], count: int) -> tuple[float, float]:
     return timings[0], timings[1]
 
 
+def compare_guards(skus: list[str], count: int) -> int:
+    """In-worker cost of a fresh command with the timeouts as startup options, as SET
+    LOCAL per transaction (PgBouncer), and left to the role (nothing sent)."""
+    table = Table("session guards", "fresh command", "duplicate", "vs startup options")
+    baseline = None
+    for _ in range(2):  # the second round is the one printed (warm caches, warm pool)
+        rows = []
+        for mode in ("connection", "transaction", "server"):
+            settings = SETTINGS.model_copy(update={"db_session_guards": mode})
+            fresh, duplicate = in_worker_costs(skus, count, settings)
+            rows.append((mode, fresh, duplicate))
+    for mode, fresh, duplicate in rows:
+        baseline = baseline or fresh
+        table.add_row(mode, f"{fresh:.2f} ms", f"{duplicate:.2f} ms", f"{fresh / baseline:.2f}")
+    console.print(table)
+    return 0
+
+
 def percentile(values: list[float], fraction: float) -> float:
     return values[min(len(values) - 1, int(fraction * len(values)))]
 
@@ -284,6 +304,11 @@ def main() -> int:
     parser.add_argument("--skus", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--guards",
+        action="store_true",
+        help="only compare the ways the session timeouts reach the server (docs/scaling.md)",
+    )
     args = parser.parse_args()
 
     ensure_database_exists(DB_URL)
@@ -291,6 +316,8 @@ def main() -> int:
     skus = create_products(f"B{TAG}", args.skus, 10_000_000)
     (hot,) = create_products(f"H{TAG}", 1, 10_000_000)
     console.print(f"database {make_url(DB_URL).render_as_string()} · queue {QUEUE}")
+    if args.guards:
+        return compare_guards(skus, min(args.orders, 2000))
 
     figures: dict[str, float] = {}
     with console.status("bare psycopg, 8 connections"):

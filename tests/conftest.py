@@ -6,7 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.environment import SERVERS, TEST_DATABASE_URL, configure_environment
+from tests.support.environment import (
+    SERVERS,
+    TEST_ADMIN_DATABASE_URL,
+    TEST_DATABASE_URL,
+    configure_environment,
+)
 
 configure_environment()
 
@@ -43,8 +48,9 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def migrated_database() -> str:
-    """The test database, created if missing and upgraded to head once per session."""
-    prepare_database(TEST_DATABASE_URL)
+    """The test database, created if missing and upgraded to head once per session
+    (straight on the server: CREATE DATABASE and index builds bypass any pooler)."""
+    prepare_database(TEST_ADMIN_DATABASE_URL)
     return TEST_DATABASE_URL
 
 

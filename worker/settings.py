@@ -7,6 +7,7 @@ whole worker process. Plain values: reading them starts nothing.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
@@ -57,6 +58,10 @@ class WorkerSettings(ProducerSettings):
     schedule_index_health_seconds: int = Field(default=86_400, ge=0)
     schedule_statement_snapshot_seconds: int = Field(default=3600, ge=0)
     schedule_republish_stuck_seconds: int = Field(default=120, ge=0)
+    # the restore drill (needs ORDERQ_BACKUP_DIR; see docs/backup.md)
+    schedule_restore_drill_seconds: int = Field(default=86_400, ge=0)
+    # beats forget the claims of runs older than this (schedule_claims)
+    schedule_claim_retention_days: PositiveFloat = 7.0
     # placed orders still unpaid after this long are cancelled (payment window)
     unpaid_order_expiry_seconds: PositiveInt = 24 * 3600
     # Ledger rows older than this are deleted. A duplicate arriving later is still caught
@@ -89,6 +94,16 @@ class WorkerSettings(ProducerSettings):
     statement_snapshot_top: PositiveInt = 50
     statement_snapshot_retention_days: PositiveFloat = 30.0
 
+    # -- backups and the restore drill (docs/backup.md) -------------------------------------
+    # where `orderq db backup` files are kept; the drill restores the newest one
+    backup_dir: Path | None = None
+    # the drill's scratch database (dropped after each drill); default <database>_restore_drill
+    restore_drill_database: str | None = None
+    # pg_restore is killed past this; the drill's task time limit is set above it
+    restore_drill_timeout_seconds: PositiveInt = 1800
+    # where pg_dump / pg_restore of the server's version live, if not in the usual places
+    pg_bin_dir: Path | None = None
+
     # -- monitoring -----------------------------------------------------------------------
     # statements slower than this are logged with their duration and shape (never their
     # parameters); a negative value turns the log off
@@ -99,18 +114,27 @@ class WorkerSettings(ProducerSettings):
 
     @model_validator(mode="after")
     def _visibility_outlasts_a_task(self) -> WorkerSettings:
-        longest = self.task_time_limit_seconds + self.retry_backoff_max_seconds
+        drills = self.backup_dir is not None and self.schedule_restore_drill_seconds > 0
+        longest_task = max(
+            self.task_time_limit_seconds, self.restore_drill_time_limit_seconds if drills else 0
+        )
+        longest = longest_task + self.retry_backoff_max_seconds
         if self.redis_visibility_timeout_seconds <= longest:
             raise ValueError(
                 f"ORDERQ_REDIS_VISIBILITY_TIMEOUT_SECONDS ({self.redis_visibility_timeout_seconds})"
-                f" must exceed the task time limit plus the longest retry countdown ({longest:g}),"
-                " or Redis hands a running command to a second worker"
+                f" must exceed the longest task time limit plus the longest retry countdown"
+                f" ({longest:g}), or Redis hands a running task to a second worker"
             )
         if self.task_soft_time_limit_seconds >= self.task_time_limit_seconds:
             raise ValueError(
                 "ORDERQ_TASK_SOFT_TIME_LIMIT_SECONDS must be below ORDERQ_TASK_TIME_LIMIT_SECONDS"
             )
         return self
+
+    @property
+    def restore_drill_time_limit_seconds(self) -> int:
+        """The drill task's hard time limit: pg_restore's bound plus time to verify."""
+        return self.restore_drill_timeout_seconds + 300
 
     def loan_policy(self) -> LoanPolicy:
         """Loan period, renewal limit and hold window."""

@@ -12,7 +12,9 @@ from rich.table import Table
 from orderq.cli.console import console, fail, resolved_settings
 from producers.database import build_engine
 
-db_app = typer.Typer(help="Look at the database: connections, statements, indexes, sizes.")
+db_app = typer.Typer(
+    help="Look after the database: health report, backup, restore, verify.", no_args_is_help=True
+)
 
 
 def _bytes(value: int) -> str:

@@ -36,10 +36,10 @@ def migrate(
         ),
     ] = 60.0,
 ) -> None:
-    """Create the database if needed and upgrade it to the latest schema."""
+    """Create the database if needed and upgrade it to the latest schema (through
+    ORDERQ_ADMIN_DATABASE_URL when set: index builds must not go through PgBouncer)."""
     settings = resolved_settings()
-    assert settings.database_url is not None
-    migrate_or_fail(settings.database_url, wait)
+    migrate_or_fail(settings.require_admin_database_url(), wait)
 
 
 def worker(
@@ -48,8 +48,18 @@ def worker(
     queues: Annotated[
         str | None, typer.Option("--queues", "-Q", help="Default: the command queue.")
     ] = None,
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name",
+            "-n",
+            help="Node name (NAME@host); give each worker process on one host its own.",
+        ),
+    ] = "worker",
 ) -> None:
     """Start a command worker (same as `celery -A worker.entrypoints.celery_app worker`)."""
+    if not name or "@" in name or any(c.isspace() for c in name):
+        fail(f"--name must be a plain name without '@' or spaces, got {name!r}")
     settings = resolved_settings()
     from worker.entrypoints.celery_app import app
 
@@ -60,6 +70,7 @@ def worker(
             f"--loglevel={loglevel}",
             f"--queues={queues or settings.command_queue}",
             "--pool=prefork",
+            f"--hostname={name}@%h",
         ]
     )
 
@@ -68,10 +79,11 @@ def beat(
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
     schedule: Annotated[
         str | None,
-        typer.Option("--schedule", help="Beat's state file (default: celerybeat-schedule)."),
+        typer.Option("--schedule", help="Ignored: beat keeps its state in PostgreSQL."),
     ] = None,
 ) -> None:
-    """Start Celery beat, the maintenance scheduler (run exactly one)."""
+    """Start Celery beat, the maintenance scheduler (one per host is fine: each run is
+    claimed in PostgreSQL before it is sent)."""
     resolved_settings()  # embedded servers, if any, into the environment
     from worker.entrypoints.celery_app import app
 

@@ -76,6 +76,18 @@ def import_pgserver() -> ModuleType:
     return pgserver
 
 
+def binaries_dir() -> Path | None:
+    """The embedded server's own programs (pg_dump, pg_restore of its version), or None
+    when the `embedded` extra is not installed."""
+    try:
+        import_pgserver()
+    except EmbeddedServerError:
+        return None
+    from pgserver import _commands
+
+    return Path(_commands.POSTGRES_BIN_PATH)
+
+
 def running_postmaster(data_dir: Path):  # -> psutil.Process | None
     """The live postmaster of this data folder, if one runs."""
     pgdata = pgdata_of(data_dir)

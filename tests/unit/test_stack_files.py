@@ -18,7 +18,7 @@ from orderq.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES_DOC = ROOT / "README.md"
-INFRASTRUCTURE = {"postgres", "redis"}
+INFRASTRUCTURE = {"postgres", "redis", "pgbouncer"}
 
 
 def procfile() -> dict[str, list[str]]:
@@ -73,16 +73,20 @@ def test_nothing_runs_that_the_docs_do_not_name():
     assert orderq_services == {service for service, _, _ in documented}
 
 
-def test_exactly_one_beat():
+def test_beat_may_run_on_every_host():
+    """Beats claim each run in PostgreSQL (worker/entrypoints/beat_scheduler.py): the
+    beat service is no longer pinned to one replica."""
     beats = [name for name, command in procfile().items() if command[:2] == ["orderq", "beat"]]
     assert beats == ["beat"]
     services = compose()["services"]
-    beat_services = [
-        name for name, s in services.items() if compose_command(s)[:2] == ["orderq", "beat"]
-    ]
-    assert beat_services == ["beat"]
-    assert services["beat"].get("deploy", {}).get("replicas", 1) == 1
-    assert "scale" not in services["beat"]
+    assert "replicas" not in services["beat"].get("deploy", {})
+
+
+def test_pgbouncer_is_an_opt_in_profile_in_transaction_mode():
+    bouncer = compose()["services"]["pgbouncer"]
+    assert bouncer["profiles"] == ["pgbouncer"]
+    assert bouncer["environment"]["POOL_MODE"] == "transaction"
+    assert "healthcheck" in bouncer
 
 
 def test_migrations_run_before_any_worker_starts():

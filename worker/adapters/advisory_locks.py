@@ -1,8 +1,16 @@
 """PostgreSQL advisory locks that keep two runs of one maintenance task apart.
 
-The lock is a session lock taken on a connection of its own and held for the whole
-run, so a task made of many short transactions is still covered end to end. If the
-process dies, PostgreSQL drops the connection and the lock with it.
+The lock is a transaction-level lock (`pg_try_advisory_xact_lock`), taken in a
+transaction of its own on a connection of its own and held for the whole run, so a
+task made of many short transactions on other connections is still covered end to
+end. It ends with that transaction: on commit, on rollback, or when PostgreSQL drops
+the connection of a process that died.
+
+Transaction-level, not session-level, so it works through PgBouncer in transaction
+pooling: a session lock would stay on whichever server connection PgBouncer lent for
+the one statement, and the unlock could reach another one. The transaction holds no
+snapshot between statements (READ COMMITTED, no writes), so it does not hold back
+vacuum while it waits for the run to finish.
 """
 
 from __future__ import annotations
@@ -30,15 +38,14 @@ def advisory_lock(engine: Engine, name: str) -> Iterator[bool]:
 
     Never waits: a second run sees False at once and should skip.
     """
-    key = lock_key(name)
-    with engine.connect() as connection:
+    with engine.connect() as connection, connection.begin():
+        # The holding transaction sits idle while the run works on other connections:
+        # the idle-in-transaction guard must not end it (and the lock) mid-run. A dead
+        # or killed process still ends it: PostgreSQL drops its connection.
+        connection.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
         acquired = bool(
-            connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
+            connection.execute(
+                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": lock_key(name)}
+            ).scalar()
         )
-        connection.commit()  # end the implicit transaction; the session lock stays
-        try:
-            yield acquired
-        finally:
-            if acquired:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                connection.commit()
+        yield acquired

@@ -455,3 +455,45 @@ reservations = Table(
         postgresql_where=text(f"status = '{ReservationStatus.QUEUED}'"),
     ),
 )
+
+
+# -- scheduling and disaster drills ---------------------------------------------------------
+
+
+schedule_claims = Table(
+    "schedule_claims",
+    metadata,
+    # One row per scheduled run of a maintenance job: the beat that inserts it sends the
+    # run; every other beat finds it taken (the primary key) and sends nothing.
+    Column("job", Text, primary_key=True),
+    # the start of the interval-grid slot, identical on every host
+    Column("scheduled_for", DateTime(timezone=True), primary_key=True),
+    Column("claimed_by", Text, nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # how many times a maintenance worker started this run (1 = exactly once)
+    Column("runs", BigInteger, nullable=False, server_default=text("0")),
+    Column("last_ran_at", DateTime(timezone=True)),
+    CheckConstraint("runs >= 0", name="runs_not_negative"),
+)
+
+
+restore_drills = Table(
+    "restore_drills",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("backup_file", Text, nullable=False),
+    Column("backup_sha256", Text),
+    Column("scratch_database", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("status", Text, nullable=False),
+    # rows per table in the restored copy
+    Column("restored_rows", JSONB, nullable=False, server_default=text("'{}'")),
+    # invariant name -> examples of what broke it (empty when the drill passed)
+    Column("failed_invariants", JSONB, nullable=False, server_default=text("'{}'")),
+    Column("error", Text),
+    CheckConstraint("status IN ('passed', 'failed')", name="status_allowed"),
+    CheckConstraint("status = 'failed' OR error IS NULL", name="passed_without_error"),
+    # serves: the latest drill (`orderq db drills`, the health of the backups)
+    Index("ix_restore_drills_started_at", text("started_at DESC")),
+)

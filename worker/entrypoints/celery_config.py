@@ -58,6 +58,9 @@ def celery_config(settings: WorkerSettings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         # Maintenance jobs (their intervals come from settings; 0 turns one off).
         "beat_schedule": beat_schedule(settings),
+        # Each run is claimed in PostgreSQL before it is sent: a beat may run on every
+        # host, each run is still sent once. No state file (the claims table is it).
+        "beat_scheduler": "worker.entrypoints.beat_scheduler:ClaimingScheduler",
         # Unknown task names become `rejected: invalid_command` instead of being
         # discarded (see worker/entrypoints/consumer.py).
         "worker_consumer": "worker.entrypoints.consumer:CommandConsumer",

@@ -12,13 +12,20 @@ from typing import Any
 from celery import Task
 
 from worker.entrypoints.celery_app import app
-from worker.service.maintenance.catalog import JOBS, Job
+from worker.service.maintenance.catalog import JOBS, Job, run_scheduled
+
+
+def _limits(job: Job) -> dict[str, int]:
+    if job.time_limit is None:
+        return {}
+    hard = job.time_limit(app.settings)
+    return {"time_limit": hard, "soft_time_limit": hard - 60}
 
 
 def _maintenance_task(job: Job) -> Task:
-    @app.task(name=job.task_name, ignore_result=True)
-    def run_job() -> dict[str, Any]:
-        return job.run(app.services.maintenance).as_dict()
+    @app.task(name=job.task_name, ignore_result=True, **_limits(job))
+    def run_job(scheduled_for: str | None = None) -> dict[str, Any]:
+        return run_scheduled(job, app.services.maintenance, scheduled_for).as_dict()
 
     return run_job
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Engine
 
-from worker.service.maintenance import ledger, republish, statistics
+from worker.adapters.schedule_claims import record_run
+from worker.service.maintenance import ledger, republish, restore_drill, statistics
 from worker.service.maintenance.loans import LOAN_SWEEPS
 from worker.service.maintenance.orders import EXPIRE_UNPAID_ORDERS
 from worker.service.maintenance.report import RunReport
@@ -39,6 +41,8 @@ class Job:
     schedule_setting: str
     run: Callable[[MaintenanceContext], RunReport]
     summary: str
+    #: the task's own hard time limit in seconds, if not the worker's default
+    time_limit: Callable[[WorkerSettings], int] | None = None
 
     @property
     def task_name(self) -> str:
@@ -91,5 +95,20 @@ JOBS: tuple[Job, ...] = (
         lambda ctx: statistics.snapshot_statements(ctx.settings, ctx.engine),
         "snapshot pg_stat_statements and flag regressions",
     ),
+    Job(
+        restore_drill.TASK,
+        "schedule_restore_drill_seconds",
+        lambda ctx: restore_drill.restore_drill(ctx.settings, ctx.engine),
+        "restore the newest backup into a scratch database and verify it",
+        time_limit=lambda settings: settings.restore_drill_time_limit_seconds,
+    ),
 )
 JOBS_BY_NAME: dict[str, Job] = {job.name: job for job in JOBS}
+
+
+def run_scheduled(job: Job, ctx: MaintenanceContext, scheduled_for: str | None) -> RunReport:
+    """Run `job` as beat sent it: the start is counted on the run's claim first (a run
+    sent or delivered twice would show there as two), then the job runs."""
+    if scheduled_for is not None:
+        record_run(ctx.engine, job.name, datetime.fromisoformat(scheduled_for))
+    return job.run(ctx)
