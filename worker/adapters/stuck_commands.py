@@ -1,4 +1,5 @@
-"""Commands accepted long ago that never reached an outcome."""
+"""Commands accepted long ago that never reached an outcome, and commands accepted
+(over HTTP) that were never handed to the broker."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine
 
-from producers.command_log import CommandLog, StuckCommand
+from producers.command_log import CommandLog, StuckCommand, UnpublishedCommand
 from producers.database import transaction
 
-__all__ = ["StuckCommand", "republish_batch"]
+__all__ = ["StuckCommand", "UnpublishedCommand", "publish_unpublished_batch", "republish_batch"]
 
 
 def republish_batch(
@@ -38,4 +39,36 @@ def republish_batch(
             sent.append(command.key)
         if sent:
             log.mark_republished(sent)
+    return len(sent), error
+
+
+def publish_unpublished_batch(
+    engine: Engine,
+    older_than_seconds: float,
+    limit: int,
+    send: Callable[[UnpublishedCommand], None],
+) -> tuple[int, Exception | None]:
+    """Claim up to `limit` accepted-but-unpublished commands, `send` each, mark them
+    published; commit. Returns how many were sent and the error that stopped sending.
+
+    A claimed row a worker already took is marked without being sent again. A row whose
+    send failed stays unpublished for the next run.
+    """
+    sent: list[str] = []
+    done: list[str] = []
+    error: Exception | None = None
+    with transaction(engine) as connection:
+        log = CommandLog(connection)
+        for command in log.claim_unpublished(older_than_seconds, limit):
+            if not command.needs_sending:
+                done.append(command.key)
+                continue
+            try:
+                send(command)
+            except Exception as failure:  # the broker is down: stop, keep what was sent
+                error = failure
+                break
+            sent.append(command.key)
+        if sent or done:
+            log.mark_published(sent + done)
     return len(sent), error
