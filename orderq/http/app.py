@@ -81,7 +81,7 @@ def create_app(
     )
     for router in routers:
         app.include_router(router)
-    app.openapi = lambda: openapi_document(app, description(settings))  # type: ignore[method-assign]
+    app.openapi = lambda: openapi_document(app, routers, description(settings))  # type: ignore[method-assign]
     _answer_errors_with_problems(app)
     return app
 

@@ -9,10 +9,11 @@ any field the URL carries.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic.json_schema import models_json_schema
@@ -179,7 +180,9 @@ DOCUMENT_MODELS: tuple[type[BaseModel], ...] = (
 )
 
 
-def openapi_document(app: FastAPI, description: str) -> dict[str, Any]:
+def openapi_document(
+    app: FastAPI, routers: Sequence[APIRouter], description: str
+) -> dict[str, Any]:
     """The app's OpenAPI 3.1 document, built once."""
     if app.openapi_schema:
         return app.openapi_schema
@@ -190,8 +193,9 @@ def openapi_document(app: FastAPI, description: str) -> dict[str, Any]:
         description=description,
         routes=app.routes,
     )
-    bodies = {getattr(route, "endpoint", None) for route in app.routes}
-    models = [*DOCUMENT_MODELS, *(e.body_model for e in bodies if hasattr(e, "body_model"))]
+    endpoints = {getattr(route, "endpoint", None) for router in routers for route in router.routes}
+    bodies = [e.body_model for e in endpoints if hasattr(e, "body_model")]
+    models = [*DOCUMENT_MODELS, *sorted(bodies, key=lambda model: model.__name__)]
     _, definitions = models_json_schema(
         [(model, "validation") for model in models], ref_template=REF
     )
