@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import APIRouter
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -25,6 +26,22 @@ from producers.commands import COMMAND_CLASSES, COMMANDS_BY_TYPE
 from producers.outcomes import status_of
 
 router = APIRouter()
+
+
+class AnyKey(Convertor[str]):
+    """The rest of the path, whatever it holds: Starlette's `path` stops at a newline,
+    and a request for such a key must be a 404 like any other unknown key."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anykey", AnyKey())
 
 JSON_TYPES = ("application/json", "text/json")
 
@@ -169,7 +186,7 @@ async def unknown_command_type(request: Request, command_type: str) -> Response:
 
 
 @router.get(
-    "/v1/commands/{key:path}",
+    "/v1/commands/{key:anykey}",
     operation_id="command_status",
     summary="Where a command stands, by its Idempotency-Key",
     description=(
