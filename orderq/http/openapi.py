@@ -63,7 +63,9 @@ _HEADERS = {
 }
 
 
-def _json(model: str, description: str, *headers: str, media: str = "application/json") -> dict:
+def json_answer(
+    model: str, description: str, *headers: str, media: str = "application/json"
+) -> dict:
     answer: dict[str, Any] = {
         "description": description,
         "content": {media: {"schema": {"$ref": REF.format(model=model)}}},
@@ -74,19 +76,19 @@ def _json(model: str, description: str, *headers: str, media: str = "application
 
 
 def _problem(description: str, *headers: str) -> dict:
-    return _json("ProblemDocument", description, *headers, media=PROBLEM_JSON)
+    return json_answer("ProblemDocument", description, *headers, media=PROBLEM_JSON)
 
 
 STATUS_DOC = "CommandStatusDocument"
 ANSWERS: dict[int, dict] = {
-    200: _json(
+    200: json_answer(
         STATUS_DOC,
         "Succeeded (a replay, or a command that creates nothing)",
         "Location",
         "Idempotent-Replayed",
     ),
-    201: _json(STATUS_DOC, "Succeeded: created the order or loan at Location", "Location"),
-    202: _json(
+    201: json_answer(STATUS_DOC, "Succeeded: created the order or loan at Location", "Location"),
+    202: json_answer(
         STATUS_DOC,
         "Accepted: committed, the outcome comes later (see Location)",
         "Location",

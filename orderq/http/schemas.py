@@ -3,7 +3,7 @@ plain dicts; these only describe them)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -95,5 +95,4 @@ __all__ = [
     "OrderDocument",
     "ProblemDocument",
     "Readiness",
-    "date",
 ]

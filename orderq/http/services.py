@@ -18,7 +18,7 @@ from orderq.http.intake import Intake, is_terminal
 from orderq.http.relay import Relay
 from orderq.http.waiter import OutcomeWaiter
 from producers.command_log import KeyRecord
-from producers.database import build_engine
+from worker.adapters.engine import build_worker_engine
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -59,14 +59,7 @@ class HttpServices:
 
 def build_services(settings: Settings) -> HttpServices:
     """Engine, intake, relay and waiter from the resolved settings (nothing started)."""
-    engine = build_engine(
-        settings,
-        pool_size=settings.http_pool_size,
-        max_overflow=settings.http_pool_max_overflow,
-        pool_timeout=settings.pool_timeout_seconds,
-        pool_recycle=settings.pool_recycle_seconds,
-        pool_pre_ping=settings.pool_pre_ping,
-    )
+    engine = build_worker_engine(settings, settings.http_pool_size, settings.http_pool_max_overflow)
     intake = Intake(engine, settings.max_payload_bytes, settings.http_max_json_depth)
     relay = Relay(
         settings,

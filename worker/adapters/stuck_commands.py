@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from sqlalchemy import Engine
 
@@ -11,6 +12,8 @@ from producers.command_log import CommandLog, StuckCommand, UnpublishedCommand
 from producers.database import transaction
 
 __all__ = ["StuckCommand", "UnpublishedCommand", "publish_unpublished_batch", "republish_batch"]
+
+C = TypeVar("C", StuckCommand, UnpublishedCommand)
 
 
 def republish_batch(
@@ -26,20 +29,27 @@ def republish_batch(
     Returns how many were sent and the error that stopped sending, if any. A row whose
     send failed is left untouched, so the next run tries it again.
     """
-    sent: list[str] = []
-    error: Exception | None = None
     with transaction(engine) as connection:
         log = CommandLog(connection)
-        for command in log.claim_stuck(older_than_seconds, max_times, limit, command_types):
-            try:
-                send(command)
-            except Exception as failure:  # the broker is down: stop, keep what was sent
-                error = failure
-                break
-            sent.append(command.key)
+        claimed = log.claim_stuck(older_than_seconds, max_times, limit, command_types)
+        sent, error = _send_each(claimed, send)
         if sent:
             log.mark_republished(sent)
     return len(sent), error
+
+
+def _send_each(
+    commands: Sequence[C], send: Callable[[C], None]
+) -> tuple[list[str], Exception | None]:
+    """Send in order until one fails: (keys sent, the error that stopped sending)."""
+    sent: list[str] = []
+    for command in commands:
+        try:
+            send(command)
+        except Exception as failure:  # the broker is down: stop, keep what was sent
+            return sent, failure
+        sent.append(command.key)
+    return sent, None
 
 
 def publish_unpublished_batch(
@@ -54,21 +64,11 @@ def publish_unpublished_batch(
     A claimed row a worker already took is marked without being sent again. A row whose
     send failed stays unpublished for the next run.
     """
-    sent: list[str] = []
-    done: list[str] = []
-    error: Exception | None = None
     with transaction(engine) as connection:
         log = CommandLog(connection)
-        for command in log.claim_unpublished(older_than_seconds, limit):
-            if not command.needs_sending:
-                done.append(command.key)
-                continue
-            try:
-                send(command)
-            except Exception as failure:  # the broker is down: stop, keep what was sent
-                error = failure
-                break
-            sent.append(command.key)
-        if sent or done:
-            log.mark_published(sent + done)
+        claimed = log.claim_unpublished(older_than_seconds, limit)
+        taken = [command.key for command in claimed if not command.needs_sending]
+        sent, error = _send_each([c for c in claimed if c.needs_sending], send)
+        if sent or taken:
+            log.mark_published(sent + taken)
     return len(sent), error

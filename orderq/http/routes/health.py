@@ -18,7 +18,7 @@ router = APIRouter(tags=["health"])
     "/healthz",
     operation_id="healthz",
     summary="The process answers (no I/O)",
-    responses={200: openapi._json("Health", "Alive")},
+    responses={200: openapi.json_answer("Health", "Alive")},
 )
 async def healthz() -> Response:
     return JSONResponse({"status": "ok"})
@@ -33,8 +33,8 @@ async def healthz() -> Response:
         "are still accepted (and published once it is back), so the service is ready."
     ),
     responses={
-        200: openapi._json("Readiness", "Ready"),
-        503: openapi._json("Readiness", "The database is unreachable"),
+        200: openapi.json_answer("Readiness", "Ready"),
+        503: openapi.json_answer("Readiness", "The database is unreachable"),
     },
 )
 async def readyz(request: Request) -> Response:

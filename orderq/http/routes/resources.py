@@ -21,7 +21,12 @@ MAX_ID = 2**63 - 1
 
 
 def _read(model: str, description: str) -> dict:
-    return {200: openapi._json(model, description), **openapi.answers(401, 404, 503)}
+    return {200: openapi.json_answer(model, description), **openapi.answers(401, 404, 503)}
+
+
+def _by(parameter: dict) -> dict:
+    """`openapi_extra` of a read: its one path parameter, behind the API key."""
+    return {"parameters": [parameter], "security": openapi.SECURITY}
 
 
 @router.get(
@@ -30,14 +35,11 @@ def _read(model: str, description: str) -> dict:
     summary="An order with its lines",
     tags=["orders"],
     responses=_read("OrderDocument", "The order"),
-    openapi_extra={
-        "parameters": [
-            openapi.path_parameter(
-                "order_number", "e.g. ORD-000042", {"type": "string", "maxLength": 40}
-            )
-        ],
-        "security": openapi.SECURITY,
-    },
+    openapi_extra=_by(
+        openapi.path_parameter(
+            "order_number", "e.g. ORD-000042", {"type": "string", "maxLength": 40}
+        )
+    ),
 )
 async def get_order(request: Request) -> Response:
     services = services_of(request)
@@ -60,16 +62,13 @@ async def get_order(request: Request) -> Response:
     summary="A loan with its member, copy and work",
     tags=["loans"],
     responses=_read("LoanDocument", "The loan"),
-    openapi_extra={
-        "parameters": [
-            openapi.path_parameter(
-                "loan_id",
-                "the loan's id (a checkout's result has it)",
-                {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-            )
-        ],
-        "security": openapi.SECURITY,
-    },
+    openapi_extra=_by(
+        openapi.path_parameter(
+            "loan_id",
+            "the loan's id (a checkout's result has it)",
+            {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        )
+    ),
 )
 async def get_loan(request: Request) -> Response:
     services = services_of(request)
