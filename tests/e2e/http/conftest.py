@@ -13,8 +13,12 @@ from tests.support.ids import unique
 
 @pytest.fixture(scope="session")
 def api_server(migrated_database: str, worker) -> Iterator[ApiServer]:
-    """`orderq serve` on the session's database, broker and command queue."""
-    server = ApiServer().start()
+    """`orderq serve` on the session's database, broker and command queue.
+
+    Its relay leaves other servers' unpublished commands alone for ten minutes: the
+    durable-accept tests keep commands unpublished on purpose, for their own servers.
+    """
+    server = ApiServer(env={"ORDERQ_HTTP_RELAY_GRACE_SECONDS": "600"}).start()
     yield server
     server.stop()
 
