@@ -1,7 +1,7 @@
 """The HTTP intake's throughput, printed as ratios against baselines from the same run.
 
-    python scripts/bench_http.py                  # a few thousand requests, ~1-2 minutes
-    python scripts/bench_http.py --requests 1000 --json
+    python scripts/bench_http.py                  # 3 rounds of 1000 requests, a few minutes
+    python scripts/bench_http.py --rounds 1 --json
 
 Against one `orderq serve` (Granian, --http-workers processes) and one `celery worker`:
 
@@ -12,7 +12,8 @@ Against one `orderq serve` (Granian, --http-workers processes) and one `celery w
   e2e Python    the same, published with `producers.Publisher` (which records `queued`
                 in the database before sending, like the intake)
 
-Ratios: intake 202 / trivial, intake wait / trivial, e2e HTTP / e2e Python. Every
+Ratios: intake 202 / trivial, intake wait / trivial, e2e HTTP / e2e Python, from the
+medians of `--rounds` rounds that interleave each pair of measurements. Every
 client process keeps one connection open (HTTP/1.1 keep-alive) and sends its requests
 back to back. Uses DATABASE_URL / CELERY_BROKER_URL (default: local database
 `orderq_bench`, Redis db 9) and a private queue. Prints figures; asserts nothing.
@@ -25,6 +26,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import statistics
 import sys
 import threading
 import time
@@ -188,9 +190,13 @@ def drain(worker: WorkerProcess) -> None:
     client.close()
 
 
+MEASUREMENTS = ("trivial", "intake_202", "intake_wait", "e2e_http", "e2e_python")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=3000, help="requests per measurement")
+    parser.add_argument("--requests", type=int, default=1000, help="requests per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (medians are printed)")
     parser.add_argument("--clients", type=int, default=8, help="client processes (connections)")
     parser.add_argument("--http-workers", type=int, default=1, help="server processes")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
@@ -213,32 +219,37 @@ def main() -> int:
     server = ApiServer(env={"ORDERQ_HTTP_WORKERS": str(args.http_workers)}).start()
     worker = WorkerProcess(concurrency=args.concurrency, name="bench-http")
     host = f"127.0.0.1:{server.port}"
-    figures: dict[str, float] = {}
+    rounds: dict[str, list[float]] = {name: [] for name in MEASUREMENTS}
     try:
         with multiprocessing.Pool(args.clients) as pool:
             load = lambda kind, wait=0: http_load(  # noqa: E731
                 pool, host, token, kind, args.requests, args.clients, skus, wait
             )
-            with console.status("trivial endpoint"):
-                load("trivial")  # warm-up: connections, the app's first requests
-                figures["trivial"], _ = load("trivial")
-            with console.status("intake, 202 path (no worker consuming)"):
-                figures["intake_202"], accepted = load("post")
+            load("trivial")  # warm-up: connections, the app's first requests
+            accepted: list[str] = []
+            # Each measurement is taken in every round, interleaved with the one it is
+            # compared with, so a change in the machine's load hits both alike.
+            for n in range(args.rounds):
+                with console.status(f"round {n + 1}: trivial endpoint, intake (no worker)"):
+                    rounds["trivial"].append(load("trivial")[0])
+                    rate, keys = load("post")
+                    rounds["intake_202"].append(rate)
+                    accepted += keys
             worker.start()
-            with console.status("the worker drains the intake run"):
+            with console.status("the worker drains the intake runs"):
                 wait_decided(stored(accepted))
                 drain(worker)
-            with console.status("intake with Prefer: wait"):
-                figures["intake_wait"], _ = load("post", wait=30)
-            with console.status("end to end through HTTP"):
-                figures["e2e_http"] = end_to_end(lambda: stored(load("post")[1]))
-            with console.status("end to end through the Python publisher"):
-                figures["e2e_python"] = end_to_end(
-                    lambda: publish_orders(args.requests, args.clients, skus)
-                )
+            for n in range(args.rounds):
+                with console.status(f"round {n + 1}: Prefer: wait, end to end HTTP / Python"):
+                    rounds["intake_wait"].append(load("post", wait=30)[0])
+                    rounds["e2e_http"].append(end_to_end(lambda: stored(load("post")[1])))
+                    rounds["e2e_python"].append(
+                        end_to_end(lambda: publish_orders(args.requests, args.clients, skus))
+                    )
     finally:
         worker.stop()
         server.stop()
+    figures = {name: statistics.median(values) for name, values in rounds.items()}
 
     ratios = {
         "intake_202/trivial": figures["intake_202"] / figures["trivial"],
@@ -250,6 +261,7 @@ def main() -> int:
             json.dumps(
                 {
                     "figures": figures,
+                    "rounds": rounds,
                     "ratios": ratios,
                     "clients": args.clients,
                     "requests": args.requests,
@@ -259,16 +271,19 @@ def main() -> int:
             )
         )
         return 0
-    table = Table("measurement", "figure", title="orderq HTTP benchmark (one run, one machine)")
-    table.add_row(
-        f"trivial GET /healthz, {args.clients} connections", f"{figures['trivial']:,.0f} req/s"
+    table = Table(
+        "measurement", "median", "rounds", title="orderq HTTP benchmark (one run, one machine)"
     )
-    table.add_row("POST /v1/orders -> 202 (committed)", f"{figures['intake_202']:,.0f} req/s")
-    table.add_row("POST /v1/orders, Prefer: wait -> 201", f"{figures['intake_wait']:,.0f} req/s")
-    table.add_row("end to end through HTTP", f"{figures['e2e_http']:,.0f} commands/s")
-    table.add_row(
-        "end to end through the Python publisher", f"{figures['e2e_python']:,.0f} commands/s"
-    )
+    labels = {
+        "trivial": (f"trivial GET /healthz, {args.clients} connections", "req/s"),
+        "intake_202": ("POST /v1/orders -> 202 (committed)", "req/s"),
+        "intake_wait": ("POST /v1/orders, Prefer: wait -> 201", "req/s"),
+        "e2e_http": ("end to end through HTTP", "commands/s"),
+        "e2e_python": ("end to end through the Python publisher", "commands/s"),
+    }
+    for name, (label, unit) in labels.items():
+        spread = " ".join(f"{value:,.0f}" for value in rounds[name])
+        table.add_row(label, f"{figures[name]:,.0f} {unit}", spread)
     Console().print(table)
     summary = Table("ratio", "value", title="ratios against this run's baselines")
     for name, value in ratios.items():
