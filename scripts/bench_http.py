@@ -190,6 +190,15 @@ def drain(worker: WorkerProcess) -> None:
     client.close()
 
 
+def forget_queue() -> None:
+    """Remove the private queue's keys (and kombu's bindings of it) from Redis."""
+    client = redis.Redis.from_url(SETTINGS.require_broker_url())
+    keys = list(client.scan_iter(match=f"*{SETTINGS.command_queue}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
 MEASUREMENTS = ("trivial", "intake_202", "intake_wait", "e2e_http", "e2e_python")
 
 
@@ -249,6 +258,7 @@ def main() -> int:
     finally:
         worker.stop()
         server.stop()
+        forget_queue()
     figures = {name: statistics.median(values) for name, values in rounds.items()}
 
     ratios = {
