@@ -10,6 +10,7 @@ WORKDIR /app
 COPY pyproject.toml alembic.ini README.md* ./
 COPY producers ./producers
 COPY worker ./worker
+COPY orderq ./orderq
 COPY migrations ./migrations
 # Editable install: `orderq migrate` finds alembic.ini and migrations/ next to the code.
 RUN pip install -e . \

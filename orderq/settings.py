@@ -1,4 +1,5 @@
-"""The operator's settings: the worker's, plus the embedded servers' folder and Flower.
+"""The operator's settings: the worker's, plus the embedded servers' folder, Flower and
+the HTTP service (`orderq.http.settings.HttpSettings`).
 
 Reading them starts nothing. Whether orderq uses your servers or embedded ones is
 decided once, at the edge, by `orderq.servers.resolve_servers`.
@@ -11,6 +12,7 @@ from pathlib import Path
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr
 
+from orderq.http.settings import HttpSettings
 from worker.settings import WorkerSettings
 
 
@@ -21,7 +23,7 @@ def default_data_dir() -> Path:
     return platformdirs.user_data_path("orderq")
 
 
-class Settings(WorkerSettings):
+class Settings(WorkerSettings, HttpSettings):
     """Everything orderq can be told, with the environment variable that sets it."""
 
     # -- embedded servers: used when neither URL is set (see orderq/embedded) -------------

@@ -128,6 +128,34 @@ class KeyRecord:
     attempts: int | None
     state: str | None  # the delivery row's state, None without one
     error: str | None
+    #: the delivery row's command type and payload fingerprint (`lookup_many` only)
+    command_type: str | None = None
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """What accepting a key for publishing found: `created` (this call recorded it), or
+    the key's existing record (decided, or accepted earlier by someone else)."""
+
+    created: bool
+    existing: KeyRecord | None = None
+
+
+@dataclass(frozen=True)
+class UnpublishedCommand:
+    """A command accepted (over HTTP) and not yet handed to the broker."""
+
+    key: str
+    command_type: str
+    payload: dict[str, Any]
+    state: str
+
+    @property
+    def needs_sending(self) -> bool:
+        """False once a worker has taken it: the broker had it after all (the process
+        that sent it died before recording that)."""
+        return self.state == DeliveryState.QUEUED
 
 
 @dataclass(frozen=True)
@@ -180,6 +208,53 @@ _LOOKUP = f"""
     LEFT JOIN command_ledger l
         ON l.idempotency_key = k.idempotency_key AND l.status IN ({_DECIDED})
     LEFT JOIN command_deliveries d ON d.idempotency_key = k.idempotency_key
+"""
+
+# The HTTP intake: record the key as accepted and not yet published, unless the ledger
+# already decided it (then nothing is written and the outcome is returned). A key
+# someone accepted before conflicts and is read back by a second statement, because a
+# row committed while this insert waited is not in this statement's snapshot.
+_ACCEPT = f"""
+    WITH decided AS (
+        SELECT command_type, fingerprint, status, result, reason, attempts
+        FROM command_ledger
+        WHERE idempotency_key = %(key)s AND status IN ({_DECIDED})
+    ), inserted AS (
+        INSERT INTO command_deliveries
+            (idempotency_key, command_type, fingerprint, payload, published_at)
+        SELECT %(key)s, %(type)s, %(fingerprint)s, %(payload)s, NULL
+        WHERE NOT EXISTS (SELECT FROM decided)
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT FROM inserted), decided.command_type, decided.fingerprint,
+           decided.status, decided.result, decided.reason, decided.attempts
+    FROM (SELECT) AS one LEFT JOIN decided ON true
+"""
+_LOOKUP_MANY = f"""
+    SELECT k.idempotency_key, l.command_type, l.fingerprint, l.status, l.result, l.reason,
+           coalesce(l.attempts, d.attempts), d.state, coalesce(d.discard_reason, d.last_error),
+           d.command_type, d.fingerprint
+    FROM unnest(%s::text[]) AS k(idempotency_key)
+    LEFT JOIN command_ledger l
+        ON l.idempotency_key = k.idempotency_key AND l.status IN ({_DECIDED})
+    LEFT JOIN command_deliveries d ON d.idempotency_key = k.idempotency_key
+"""
+# Served by ix_command_deliveries_unpublished_created_at (empty while brokers are up).
+# SKIP LOCKED: two relays (API processes, maintenance) never send the same batch.
+_CLAIM_UNPUBLISHED = """
+    SELECT idempotency_key, command_type, payload, state
+    FROM command_deliveries
+    WHERE published_at IS NULL
+      AND created_at < now() - make_interval(secs => %(older_than)s)
+    ORDER BY created_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+"""
+_COUNT_UNPUBLISHED = "SELECT count(*) FROM command_deliveries WHERE published_at IS NULL"
+_MARK_PUBLISHED = """
+    UPDATE command_deliveries SET published_at = now()
+    WHERE idempotency_key = ANY(%s) AND published_at IS NULL
 """
 
 # Claim the key, or (same statement) read the committed row that holds it. The read
@@ -293,7 +368,9 @@ _CLAIM_STUCK = f"""
     FOR UPDATE OF d SKIP LOCKED
 """
 _MARK_REPUBLISHED = """
-    UPDATE command_deliveries SET republished = republished + 1, updated_at = now()
+    UPDATE command_deliveries
+    SET republished = republished + 1, published_at = coalesce(published_at, now()),
+        updated_at = now()
     WHERE idempotency_key = ANY(%s)
 """
 _COUNT_STUCK = f"SELECT count(*) FROM command_deliveries d WHERE {_STUCK_WHERE}"
@@ -371,6 +448,55 @@ class CommandLog:
             else None
         )
         return KeyRecord(decided, attempts, state, error)
+
+    def lookup_many(self, keys: Sequence[str]) -> dict[str, KeyRecord]:
+        """`lookup` for many keys in one round trip (with the delivery row's type and
+        fingerprint); every key is in the answer, unknown ones with empty records."""
+        records = {}
+        for row in self._all(_LOOKUP_MANY, (list(keys),)):
+            key, command_type, fingerprint, status, result, reason = row[:6]
+            attempts, state, error, delivery_type, delivery_fingerprint = row[6:]
+            decided = (
+                LedgerEntry(key, command_type, fingerprint, status, result, reason)
+                if status is not None
+                else None
+            )
+            records[key] = KeyRecord(
+                decided, attempts, state, error, delivery_type, delivery_fingerprint
+            )
+        return records
+
+    # -- the HTTP intake and its relay -------------------------------------------------------
+
+    def accept(
+        self, key: str, command_type: str, fingerprint: str, payload: dict[str, Any]
+    ) -> Acceptance:
+        """Record `key` as accepted and not yet published (`queued`, `published_at`
+        NULL), unless it is decided or was accepted before: then return what is known."""
+        params = {"key": key, "type": command_type, "fingerprint": fingerprint}
+        row = self._one(_ACCEPT, {**params, "payload": Jsonb(payload)})
+        created, ledger_type, ledger_fingerprint, status, result, reason, attempts = row
+        if created:
+            return Acceptance(True)
+        if status is not None:
+            decided = LedgerEntry(key, ledger_type, ledger_fingerprint, status, result, reason)
+            return Acceptance(False, KeyRecord(decided, attempts, None, None))
+        return Acceptance(False, self.lookup_many([key])[key])
+
+    def claim_unpublished(self, older_than_seconds: float, limit: int) -> list[UnpublishedCommand]:
+        """Lock up to `limit` accepted commands not yet published, oldest first (skipping
+        rows others hold); record the ones sent with `mark_published`."""
+        rows = self._all(_CLAIM_UNPUBLISHED, {"older_than": older_than_seconds, "limit": limit})
+        return [UnpublishedCommand(*row) for row in rows]
+
+    def mark_published(self, keys: Sequence[str]) -> None:
+        """The broker took these commands."""
+        self.connection.execute(_MARK_PUBLISHED, (list(keys),))
+
+    def count_unpublished(self) -> int:
+        """Accepted commands not yet handed to the broker (a partial-index count)."""
+        (count,) = self._one(_COUNT_UNPUBLISHED, ())
+        return int(count)
 
     # -- deciding (inside the command's transaction) ----------------------------------------
 

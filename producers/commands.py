@@ -28,8 +28,11 @@ from pydantic import (
 
 from producers.errors import InvalidCommand
 
+#: Room for an HTTP client's key (up to 255 characters, the HTTP intake's limit) in its
+#: client's namespace: `@<client>/<key>` with a client name of up to 32 characters.
+MAX_KEY_LENGTH = 300
 IdempotencyKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
+    str, StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH, pattern=r"^[\x21-\x7e]+$")
 ]
 _CODE = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,63}")
 _ORDER_NUMBER = re.compile(r"ORD-[0-9]{6,}")

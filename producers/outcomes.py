@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine
 
-from producers.command_log import CommandLog, DeliveryState, LedgerStatus
+from producers.command_log import CommandLog, DeliveryState, KeyRecord, LedgerStatus
 from producers.database import autocommit
 
 Status = Literal["unknown", "queued", "running", "succeeded", "rejected", "failed"]
@@ -51,6 +51,11 @@ def lookup(engine: Engine, key: str) -> CommandStatus:
     """The current status of `key` (one indexed read)."""
     with autocommit(engine) as connection:
         record = CommandLog(connection).lookup(key)
+    return status_of(key, record)
+
+
+def status_of(key: str, record: KeyRecord) -> CommandStatus:
+    """Where `key` stands, from what the command log holds for it."""
     decided = record.decided
     if decided is not None:
         if decided.status == LedgerStatus.SUCCEEDED:

@@ -12,9 +12,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from producers.commands import InvalidCommand
+from producers.commands import MAX_KEY_LENGTH, InvalidCommand
 
-_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+_KEY = re.compile(rf"^[\x21-\x7e]{{1,{MAX_KEY_LENGTH}}}$")
 NUL = "\x00"
 
 

@@ -70,6 +70,9 @@ class WorkerSettings(ProducerSettings):
     ledger_retention_days: PositiveFloat = 30.0
     # accepted commands with no outcome after this long are sent again
     stuck_command_after_seconds: PositiveInt = 900
+    # commands the HTTP intake accepted and never published (no API process left to
+    # relay them) are published by maintenance once this old
+    unpublished_command_after_seconds: PositiveInt = 30
     republish_max_times: PositiveInt = 3
     # rows per transaction, and transactions per run, for every batched task
     maintenance_batch_size: PositiveInt = 1000

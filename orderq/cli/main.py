@@ -7,6 +7,7 @@ import typer
 from orderq.cli import backup as _backup  # noqa: F401  (adds db backup/restore/verify)
 from orderq.cli import demo, ops, stack
 from orderq.cli import publish_loans as _loans  # noqa: F401  (adds loan subcommands)
+from orderq.cli.api_keys import api_keys_app
 from orderq.cli.db import db_app
 from orderq.cli.dead_letters import dead_letters_app
 from orderq.cli.flower import flower
@@ -14,6 +15,7 @@ from orderq.cli.health import health
 from orderq.cli.maintenance import maintenance_app
 from orderq.cli.orders import orders_app
 from orderq.cli.publish import publish_app, publish_file
+from orderq.cli.serve import serve
 from orderq.cli.status import status
 
 app = typer.Typer(
@@ -32,6 +34,8 @@ app.command("migrate")(ops.migrate)
 app.command("worker")(ops.worker)
 app.command("beat")(ops.beat)
 app.command("flower")(flower)
+app.command("serve")(serve)
+app.add_typer(api_keys_app, name="api-keys")
 app.command("health")(health)
 app.add_typer(db_app, name="db")
 app.add_typer(maintenance_app, name="maintenance")

@@ -81,7 +81,17 @@ def _listening(port: int) -> bool:
     return False
 
 
-def _children(data_dir: Path, concurrency: int, port: int, auth: str):
+def _api_answers(port: int) -> bool:
+    """The HTTP API's app is started (its lifespan ran): /healthz answers 200."""
+    import urllib.request
+
+    url = f"http://127.0.0.1:{port}/healthz"
+    with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
+        return response.status == 200
+    return False
+
+
+def _children(data_dir: Path, concurrency: int, port: int, auth: str, api_port: int):
     return [
         Child(
             "worker", orderq_command("worker", f"--concurrency={concurrency}"), ready_text=" ready."
@@ -101,6 +111,11 @@ def _children(data_dir: Path, concurrency: int, port: int, auth: str):
                 "ORDERQ_FLOWER_STATE_FILE": str(data_dir / "flower-state.db"),
             },
         ),
+        Child(
+            "api",
+            orderq_command("serve", "--host=127.0.0.1", f"--port={api_port}"),
+            ready_text="Listening at:",
+        ),
     ]
 
 
@@ -111,11 +126,15 @@ def up(
     flower_port: Annotated[
         int, typer.Option("--flower-port", min=1, max=65535, help="Flower's port (127.0.0.1).")
     ] = 5555,
+    api_port: Annotated[
+        int, typer.Option("--api-port", min=1, max=65535, help="The HTTP API's port (127.0.0.1).")
+    ] = 8080,
     ready_timeout: Annotated[
         float, typer.Option("--ready-timeout", min=1, help="Seconds to wait for start-up.")
     ] = 120.0,
 ) -> None:
-    """Migrate, then run the workers, beat and Flower in the foreground until Ctrl-C.
+    """Migrate, then run the workers, beat, Flower and the HTTP API in the foreground
+    until Ctrl-C.
 
     With no DATABASE_URL/CELERY_BROKER_URL set, the embedded PostgreSQL and Redis are
     started first (and keep running afterwards: `orderq down` stops them).
@@ -125,6 +144,8 @@ def up(
     data_dir.mkdir(parents=True, exist_ok=True)
     if _listening(flower_port):
         fail(f"port {flower_port} is in use: pick another with --flower-port", code=1)
+    if _listening(api_port):
+        fail(f"port {api_port} is in use: pick another with --api-port", code=1)
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(locked(data_dir / "up.lock", wait=0, what="orderq up"))
@@ -141,13 +162,13 @@ def up(
             if generated
             else configured.get_secret_value()  # type: ignore[union-attr]
         )
-        supervisor = Supervisor(_children(data_dir, concurrency, flower_port, auth))
+        supervisor = Supervisor(_children(data_dir, concurrency, flower_port, auth, api_port))
         code = _run(
             supervisor,
             data_dir,
-            flower_port,
+            lambda: _listening(flower_port) and _api_answers(api_port),
             ready_timeout,
-            lambda: _say_ready(flower_port, auth, generated),
+            lambda: _say_ready(flower_port, auth, generated, api_port),
         )
         _state_file(data_dir).unlink(missing_ok=True)
         if settings.uses_embedded_servers:
@@ -160,7 +181,11 @@ def up(
 
 
 def _run(
-    supervisor: Supervisor, data_dir: Path, port: int, timeout: float, say_ready: Callable[[], None]
+    supervisor: Supervisor,
+    data_dir: Path,
+    listening: Callable[[], bool],
+    timeout: float,
+    say_ready: Callable[[], None],
 ) -> int:
     """Run the children until a signal (exit 0), a child exits or start-up times out (1)."""
     problem = None
@@ -168,7 +193,7 @@ def _run(
         supervisor.start()
         try:
             _record_children(data_dir, supervisor.children)
-            exited = supervisor.wait_ready(timeout, extra=lambda: _listening(port))
+            exited = supervisor.wait_ready(timeout, extra=listening)
             if exited is None and not supervisor.stopping.is_set():
                 say_ready()
                 exited = supervisor.wait_for_stop_or_exit()
@@ -178,16 +203,16 @@ def _run(
         except TimeoutError as error:
             problem = str(error)
         finally:
-            console.print("stopping worker, maintenance, beat and flower …")
+            console.print("stopping worker, maintenance, beat, flower and api …")
             supervisor.stop()
     if problem:
         err_console.print(f"[bold red]error:[/] {problem}; the others were stopped")
         return 1
-    console.print("stopped worker, maintenance, beat and flower")
+    console.print("stopped worker, maintenance, beat, flower and api")
     return 0
 
 
-def _say_ready(port: int, auth: str, generated: bool) -> None:
+def _say_ready(port: int, auth: str, generated: bool, api_port: int) -> None:
     user, _, password = auth.partition(":")
     login = (
         f"user [bold]{user}[/] · password [bold]{password}[/] (development credentials)"
@@ -196,9 +221,12 @@ def _say_ready(port: int, auth: str, generated: bool) -> None:
     )
     console.print(
         Panel.fit(
-            "[bold green]orderq is up[/]: worker, maintenance worker, beat and Flower are running\n"
+            "[bold green]orderq is up[/]: worker, maintenance worker, beat, Flower and the "
+            "HTTP API are running\n"
             f"Flower: http://127.0.0.1:{port}\n"
             f"  {login}\n"
+            f"HTTP API: http://127.0.0.1:{api_port} (docs/http.md)\n"
+            "  a token for it: orderq api-keys create --client NAME\n"
             "try: orderq demo · orderq publish --help · stop: Ctrl-C",
             title="orderq up",
         ),

@@ -7,9 +7,12 @@ import json
 import pytest
 from sqlalchemy import text
 
+from producers.command_log import CommandLog
+from producers.database import transaction
 from producers.publisher import Publisher
 from tests.support.commands import new_product, order_for
 from tests.support.concurrency import at_once
+from tests.support.ids import unique
 from tests.support.outcomes import await_outcome, scalar, stock_of
 from worker.service.maintenance.republish import republish_stuck
 
@@ -110,3 +113,37 @@ def test_two_concurrent_runs_send_each_stuck_command_once(worker, runner, engine
     assert [times_republished(engine, c.key) for c in lost] == [1] * 6
     assert {await_outcome(engine, c.key).status for c in lost} == {"succeeded"}
     assert stock_of(engine, sku) == (10, 6)
+
+
+def test_commands_accepted_over_http_and_never_published_are_sent_by_maintenance(
+    worker, runner, engine, settings, resend
+):
+    """No API process left to relay them: maintenance publishes them once
+    `unpublished_command_after_seconds` old, long before the stuck-command threshold."""
+    tuned = settings.model_copy(
+        update={"unpublished_command_after_seconds": 60, "stuck_command_after_seconds": 3600}
+    )
+    sku = new_product(runner, stock=2)
+    orphan, fresh = order_for(sku, key=unique("@orphan/o")), order_for(sku, key=unique("@f/o"))
+    with transaction(engine) as connection:
+        log = CommandLog(connection)
+        for command in (orphan, fresh):
+            log.accept(command.key, command.type, command.fingerprint(), command.message())
+        connection.execute(  # accepted two minutes ago by an API process that died
+            "UPDATE command_deliveries SET created_at = now() - interval '2 minutes' "
+            "WHERE idempotency_key = %s",
+            (orphan.key,),
+        )
+
+    report = republish_stuck(tuned, engine, resend.send)
+
+    assert report.figures["published"] >= 1
+    assert await_outcome(engine, orphan.key).status == "succeeded"
+    published = "SELECT published_at IS NOT NULL FROM command_deliveries WHERE idempotency_key = :k"
+    assert scalar(engine, published, k=orphan.key) is True
+    assert scalar(engine, published, k=fresh.key) is False  # still its relay's to send
+    assert times_republished(engine, orphan.key) == 0  # published, not re-published
+    with engine.begin() as connection:  # leave no unpublished command behind
+        connection.execute(
+            text("DELETE FROM command_deliveries WHERE idempotency_key = :k"), {"k": fresh.key}
+        )

@@ -54,10 +54,18 @@ class Up:
 
     def __init__(self, data_dir: Path, port: int) -> None:
         self.port = port
+        self.api_port = free_port()
         self.log = Path(tempfile.mkstemp(prefix="orderq-up-", suffix=".log")[1])
         with self.log.open("wb") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "orderq.cli", "up", f"--flower-port={port}"],
+                [
+                    sys.executable,
+                    "-m",
+                    "orderq.cli",
+                    "up",
+                    f"--flower-port={port}",
+                    f"--api-port={self.api_port}",
+                ],
                 cwd=PROJECT_ROOT,
                 env=clean_environment(data_dir, COLUMNS="120"),
                 stdout=output,
@@ -137,7 +145,11 @@ def test_up_runs_the_stack_and_ctrl_c_stops_every_process(data_dir, ups):
     assert "orderq.cli worker" in names and "orderq.cli beat" in names
     assert "orderq.cli flower" in names
     assert "orderq.cli maintenance worker" in names
-    assert len(processes) >= 7  # worker + 2 pool processes, maintenance + 1, beat, flower
+    assert "orderq.cli serve" in names
+    # worker + 2 pool processes, maintenance + 1, beat, flower, api + its server process
+    assert len(processes) >= 9
+    with urllib.request.urlopen(f"http://127.0.0.1:{up.api_port}/readyz", timeout=10) as ready:
+        assert json.loads(ready.read())["database"] == "ok"
 
     # Flower wants the printed development credentials.
     assert flower_status(up.port, None) == 401
@@ -164,7 +176,7 @@ def test_up_runs_the_stack_and_ctrl_c_stops_every_process(data_dir, ups):
 
     assert up.process.wait(90) == 0, up.output()[-3000:]
     assert wait_until(lambda: not alive(processes), timeout=10), alive(processes)
-    assert "stopped worker, maintenance, beat and flower" in up.output()
+    assert "stopped worker, maintenance, beat, flower and api" in up.output()
     # The servers outlive `up` (the next command reuses them) until `orderq down`.
     assert len(postmasters(data_dir)) == 1 and len(redis_servers(data_dir)) == 1
     down = orderq(data_dir, "down")
@@ -191,7 +203,7 @@ def test_up_killed_with_sigkill_leaves_nothing_behind_and_starts_again(data_dir,
     assert len(redis_servers(data_dir)) == 1
 
     # Never two stacks on one data folder.
-    third = orderq(data_dir, "up", f"--flower-port={free_port()}")
+    third = orderq(data_dir, "up", f"--flower-port={free_port()}", f"--api-port={free_port()}")
     assert third.returncode == 1
     assert "orderq up is locked by another process" in third.stderr
 

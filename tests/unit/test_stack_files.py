@@ -107,7 +107,7 @@ def test_every_awaited_service_has_a_healthcheck():
         for target, rule in service.get("depends_on", {}).items():
             if rule["condition"] == "service_healthy":
                 assert "healthcheck" in services[target], f"{name} waits on {target}"
-    assert all("healthcheck" in services[name] for name in ("worker", "flower"))
+    assert all("healthcheck" in services[name] for name in ("worker", "flower", "api"))
 
 
 def test_flower_is_only_published_on_localhost_and_gets_its_credentials():
@@ -139,5 +139,5 @@ def test_procfile_commands_are_real_orderq_commands(process):
 def test_the_image_builds_from_this_repository():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert compose()["x-orderq"]["build"] == "."
-    for needed in ("producers", "worker", "migrations", "alembic.ini"):
+    for needed in ("producers", "worker", "orderq", "migrations", "alembic.ini"):
         assert needed in dockerfile

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from producers.commands import InvalidCommand
+from producers.commands import MAX_KEY_LENGTH, InvalidCommand
 from producers.wire import check_message, key_of, storable_key
 
 
@@ -39,7 +39,8 @@ def test_a_message_within_limits_passes():
 
 
 @pytest.mark.parametrize(
-    "candidate", [None, 7, "", "has space", "x" * 201, "tab\tkey", "nul\x00", "ключ"]
+    "candidate",
+    [None, 7, "", "has space", "x" * (MAX_KEY_LENGTH + 1), "tab\tkey", "nul\x00", "ключ"],
 )
 def test_unusable_keys_are_not_used_to_store_anything(candidate):
     assert storable_key(candidate) is None

@@ -11,12 +11,15 @@ from worker.adapters.slow_statements import install_slow_statement_log
 from worker.settings import WorkerSettings
 
 
-def build_worker_engine(settings: WorkerSettings) -> Engine:
-    """An engine with the worker's pool and the slow-statement log."""
+def build_worker_engine(
+    settings: WorkerSettings, pool_size: int | None = None, max_overflow: int | None = None
+) -> Engine:
+    """An engine with the worker's pool (or `pool_size` + `max_overflow` connections,
+    the same timeouts) and the slow-statement log."""
     engine = build_engine(
         settings,
-        pool_size=settings.pool_size,
-        max_overflow=settings.pool_max_overflow,
+        pool_size=pool_size or settings.pool_size,
+        max_overflow=settings.pool_max_overflow if max_overflow is None else max_overflow,
         pool_timeout=settings.pool_timeout_seconds,
         pool_recycle=settings.pool_recycle_seconds,
         pool_pre_ping=settings.pool_pre_ping,

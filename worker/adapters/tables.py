@@ -125,6 +125,9 @@ command_deliveries = Table(
     Column("discarded_at", DateTime(timezone=True)),
     Column("discarded_by", Text),
     Column("replays", Integer, nullable=False, server_default=text("0")),
+    # When the command was handed to the broker. NULL only for a command the HTTP
+    # intake committed and its relay has not published yet (orderq/http/relay.py).
+    Column("published_at", DateTime(timezone=True), server_default=func.now()),
     CheckConstraint(one_of("state", DeliveryState), name="state_allowed"),
     CheckConstraint("attempts >= 0", name="attempts_not_negative"),
     CheckConstraint("republished >= 0", name="republished_not_negative"),
@@ -151,6 +154,34 @@ command_deliveries = Table(
         "idempotency_key",
         postgresql_where=text(one_of("state", DEAD)),
     ),
+    # serves: the HTTP relay and maintenance finding accepted commands not yet
+    # published (oldest first); empty while every broker is up
+    Index(
+        "ix_command_deliveries_unpublished_created_at",
+        "created_at",
+        postgresql_where=text("published_at IS NULL"),
+    ),
+)
+
+# -- API keys of the HTTP service: one row per token, stored as its SHA-256 -----------------
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    # the upstream client the token speaks for; its idempotency keys are scoped to it
+    Column("client", Text, nullable=False),
+    # the token's first characters, to tell keys apart in `orderq api-keys list`
+    Column("token_prefix", Text, nullable=False),
+    # serves: authenticating a request (one lookup by the token's hash)
+    Column("token_sha256", Text, nullable=False, unique=True),
+    _created_at(),
+    Column("revoked_at", DateTime(timezone=True)),
+    # the same rule as orderq/http/api_keys.py CLIENT_NAME
+    CheckConstraint("client ~ '^[a-z0-9][a-z0-9_.-]{0,31}$'", name="client_name"),
+    CheckConstraint("length(token_sha256) = 64", name="token_sha256"),
+    # serves: `orderq api-keys list --client NAME`
+    Index("ix_api_keys_client", "client"),
 )
 
 # -- catalogue and stock ----------------------------------------------------------------

@@ -2,9 +2,12 @@
 
 A message can be lost between `queued` and a worker (broker data loss, a purge of the
 queue, a crash before the late ack reached a durable broker). Sending it again is
-safe: the ledger runs each key once. Each command is re-sent at most
-`republish_max_times`; a command a worker keeps failing ends as `failed` on its own,
-through the attempt counter.
+safe: the ledger runs each key once. Commands the HTTP intake accepted but never
+handed to the broker (its relay could not reach the broker, or its process died) are
+sent first, once `unpublished_command_after_seconds` old — the API processes' own
+relays normally get there within seconds; this is the fallback when none runs. Each
+command is re-sent at most `republish_max_times`; a command a worker keeps failing ends
+as `failed` on its own, through the attempt counter.
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ from typing import Any
 from sqlalchemy import Engine
 
 from producers.commands import COMMANDS_BY_TYPE
-from worker.adapters.stuck_commands import StuckCommand, republish_batch
+from worker.adapters.stuck_commands import (
+    StuckCommand,
+    UnpublishedCommand,
+    publish_unpublished_batch,
+    republish_batch,
+)
 from worker.service.maintenance.report import RunReport, locked
 from worker.settings import WorkerSettings
 
@@ -30,12 +38,25 @@ def republish_stuck(
 ) -> RunReport:
     """Re-send stuck commands in bounded batches under the task's advisory lock."""
 
-    def send(command: StuckCommand) -> None:
+    def send(command: StuckCommand | UnpublishedCommand) -> None:
         task_name = COMMANDS_BY_TYPE[command.command_type].task_name
         send_command(task_name, command.key, command.payload)
 
     def body(report: RunReport) -> None:
-        report.set(republished=0, more=False)
+        report.set(published=0, republished=0, more=False)
+        for _ in range(settings.maintenance_max_batches):
+            sent, error = publish_unpublished_batch(
+                engine,
+                settings.unpublished_command_after_seconds,
+                settings.maintenance_batch_size,
+                send,
+            )
+            report.count(published=sent)
+            if error is not None:
+                report.set(error=f"{error.__class__.__name__}: {error}")
+                return
+            if sent < settings.maintenance_batch_size:
+                break
         for _ in range(settings.maintenance_max_batches):
             sent, error = republish_batch(
                 engine,

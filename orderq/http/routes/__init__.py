@@ -1,0 +1,1 @@
+"""The routers of the HTTP service, one module per resource family."""
