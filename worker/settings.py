@@ -7,6 +7,7 @@ whole worker process. Plain values: reading them starts nothing.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import Field, PositiveFloat, PositiveInt, model_validator
 
@@ -96,6 +97,8 @@ class WorkerSettings(ProducerSettings):
 
     # -- testing only: deterministic fault injection, see worker/service/failpoints.py ----
     failpoints: str = ""
+    # where each firing leaves a record (and `pause` waits for its release)
+    failpoint_dir: Path | None = None
 
     @model_validator(mode="after")
     def _visibility_outlasts_a_task(self) -> WorkerSettings:
