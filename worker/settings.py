@@ -114,6 +114,8 @@ class WorkerSettings(ProducerSettings):
 
     # -- testing only: deterministic fault injection, see worker/service/failpoints.py ----
     failpoints: str = ""
+    # where each firing leaves a record (and `pause` waits for its release)
+    failpoint_dir: Path | None = None
 
     @model_validator(mode="after")
     def _visibility_outlasts_a_task(self) -> WorkerSettings:

@@ -7,9 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import tempfile
 import uuid
-from pathlib import Path
 
 import pytest
 import redis
@@ -24,6 +22,7 @@ from tests.support.eventually import eventually
 from tests.support.ids import unique
 from tests.support.outcomes import await_outcomes, scalar
 from tests.support.private_database import private_database
+from tests.support.scratch import scratch_dir
 from tests.support.workers import WorkerProcess
 from worker.service.bootstrap import bootstrap
 
@@ -74,7 +73,7 @@ def movements_of(engine, keys: list[str]) -> set[tuple[str, int, int]]:
 
 def test_backup_under_load_restores_to_exactly_what_was_decided_at_its_snapshot():
     queue = f"backup-{uuid.uuid4().hex[:8]}.commands"
-    folder = Path(tempfile.mkdtemp(prefix="orderq-backup-test-"))
+    folder = scratch_dir("backup-test-")
     backup = folder / "orderq.dump"
     with private_database("backup") as source:
         restored = source.sibling("restored")

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from tests.support.commands import new_product, order_for, run
-from tests.support.workers import PROJECT_ROOT, WorkerProcess
+from tests.support.outcomes import await_outcome, scalar
+from tests.support.workers import WorkerProcess, running_beat
+from worker.service.maintenance.orders import expiry_key
 
 pytestmark = pytest.mark.e2e
 
@@ -34,42 +29,10 @@ def test_beat_sends_the_expiry_job_and_the_maintenance_worker_cancels_the_order(
     maintenance = WorkerProcess(
         concurrency=1, env=fast, queues=os.environ["ORDERQ_MAINTENANCE_QUEUE"], name="maint"
     )
-    schedule_dir = tempfile.mkdtemp(prefix="orderq-beat-")
-    beat = None
-    maintenance.start()
-    try:
-        beat = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker.entrypoints.celery_app",
-                "beat",
-                f"--schedule={Path(schedule_dir) / 'schedule'}",
-                "--loglevel=INFO",
-            ],
-            cwd=PROJECT_ROOT,
-            env={**os.environ, **fast},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        status = None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with engine.connect() as connection:
-                status = connection.execute(
-                    text("SELECT status FROM orders WHERE order_number = :n"), {"n": number}
-                ).scalar()
-            if status == "cancelled":
-                break
-            time.sleep(0.2)
-    finally:
-        if beat is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(beat.pid, signal.SIGTERM)
-            beat.wait(20)
-        maintenance.stop()
+
+    with maintenance.running(), running_beat(fast):
+        expiry = await_outcome(engine, expiry_key(number), timeout=60)  # the job's own key
+
+    assert (expiry.status, expiry.result["status"]) == ("succeeded", "cancelled")
+    status = scalar(engine, "SELECT status FROM orders WHERE order_number = :n", n=number)
     assert status == "cancelled"
-    assert "orderq.maintenance.expire_unpaid_orders" in maintenance.log_text()

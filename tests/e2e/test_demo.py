@@ -7,8 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, pool, text
@@ -16,6 +14,7 @@ from sqlalchemy import create_engine, pool, text
 from orderq.demo import DemoRun, OrdersScenario
 from orderq.embedded import stop
 from tests.support.embedded import clean_environment
+from tests.support.scratch import scratch_dir
 from tests.support.workers import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -92,7 +91,7 @@ def assert_demo_matches_database(result: subprocess.CompletedProcess, database_u
 
 
 def test_demo_with_no_urls_starts_embedded_servers_and_a_worker_and_passes():
-    data_dir = Path(tempfile.mkdtemp(prefix="orderq-demo-test-"))
+    data_dir = scratch_dir("demo-")
     try:
         result = run_demo(clean_environment(data_dir))
 

@@ -3,16 +3,8 @@ maintenance worker runs them; the sweep commands also travel as ordinary tasks."
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -23,39 +15,10 @@ from tests.support.commands import run
 from tests.support.ids import unique
 from tests.support.library import copy_status, new_member, new_work, rows
 from tests.support.outcomes import await_outcome
-from tests.support.workers import PROJECT_ROOT, WorkerProcess
+from tests.support.workers import WorkerProcess, running_beat
 from worker.service.maintenance.loans import expiry_command, overdue_command
 
 pytestmark = pytest.mark.e2e
-
-
-@contextlib.contextmanager
-def beat(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    """`celery beat` with `env`, its schedule file in a temporary folder."""
-    schedule = Path(tempfile.mkdtemp(prefix="orderq-beat-")) / "schedule"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker.entrypoints.celery_app",
-            "beat",
-            f"--schedule={schedule}",
-            "--loglevel=INFO",
-        ],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        process.wait(20)
 
 
 def lapsed_hold(runner, engine) -> dict[str, str]:
@@ -121,27 +84,18 @@ def test_beat_sends_both_loan_sweeps_and_the_maintenance_worker_applies_them(run
     maintenance = WorkerProcess(
         concurrency=1, env=fast, queues=os.environ["ORDERQ_MAINTENANCE_QUEUE"], name="maint"
     )
-    maintenance.start()
-    try:
-        with beat(fast):
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                done = hold_state(engine, hold["reservation_id"], hold["next"]) == (
-                    "expired",
-                    "ready",
-                ) and overdue_at(engine, loan["loan_id"])
-                if done:
-                    break
-                time.sleep(0.2)
-    finally:
-        maintenance.stop()
 
+    # each sweep decides under a key of its own: their outcomes show beat sent both
+    expire = expiry_command(hold["reservation_id"], hold["ready_until"])
+    mark = overdue_command(loan["loan_id"], loan["due_at"])
+    with maintenance.running(), running_beat(fast):
+        expired, marked = (await_outcome(engine, c.key, timeout=60) for c in (expire, mark))
+
+    assert (expired.status, expired.result["held_for"]) == ("succeeded", hold["next"])
+    assert (marked.status, marked.result["loan_id"]) == ("succeeded", loan["loan_id"])
     assert hold_state(engine, hold["reservation_id"], hold["next"]) == ("expired", "ready")
     assert copy_status(engine, hold["barcode"]) == "on_hold"
     assert overdue_at(engine, loan["loan_id"]) is not None
-    log = maintenance.log_text()
-    assert "orderq.maintenance.expire_ready_reservations" in log
-    assert "orderq.maintenance.mark_overdue_loans" in log
 
 
 def test_the_sweep_commands_also_run_as_ordinary_tasks(worker, publisher, runner, engine):

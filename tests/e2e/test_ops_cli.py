@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import tempfile
 import uuid
 
 import pytest
 from alembic import command
 from sqlalchemy.engine import make_url
 
-from tests.support.cli import free_port, orderq, wait_for_port
-from tests.support.database import recreate_empty_database
+from tests.support.cli import free_port, orderq
+from tests.support.database import scratch_database
 from tests.support.environment import TEST_DATABASE_URL
+from tests.support.names import NAMESPACE
+from tests.support.redis_server import PrivateRedis
 from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.e2e
@@ -70,8 +70,8 @@ def private_queues() -> dict[str, str]:
     """Queue names no other worker of this session consumes."""
     tag = uuid.uuid4().hex[:8]
     return {
-        "ORDERQ_COMMAND_QUEUE": f"health-{tag}.commands",
-        "ORDERQ_MAINTENANCE_QUEUE": f"health-{tag}.maintenance",
+        "ORDERQ_COMMAND_QUEUE": f"{NAMESPACE}-health-{tag}.commands",
+        "ORDERQ_MAINTENANCE_QUEUE": f"{NAMESPACE}-health-{tag}.maintenance",
     }
 
 
@@ -126,12 +126,9 @@ def test_health_fails_when_the_broker_is_unreachable(migrated_database):
 def test_health_fails_when_migrations_are_behind(migrated_database):
     from tests.integration.test_concurrent_index_migration import alembic_config
 
-    url = make_url(TEST_DATABASE_URL)
-    behind = url.set(database=f"{url.database}_behind").render_as_string(hide_password=False)
-    recreate_empty_database(behind)
-    command.upgrade(alembic_config(behind), "0001")
-
-    code, checks = health({"DATABASE_URL": behind})
+    with scratch_database(TEST_DATABASE_URL, "behind") as behind:
+        command.upgrade(alembic_config(behind), "0001")
+        code, checks = health({"DATABASE_URL": behind})
 
     assert code == 1
     assert not checks["migrations"]["ok"]
@@ -148,22 +145,10 @@ def test_health_fails_when_the_database_is_unreachable():
 
 def test_health_fails_when_no_worker_answers(migrated_database):
     """A private Redis that no worker listens on: broker fine, nobody answers the ping."""
-    server = shutil.which("redis-server")
-    if server is None:
+    if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
-    port = free_port()
-    directory = tempfile.mkdtemp(prefix="orderq-redis-")
-    redis = subprocess.Popen(
-        [server, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", directory],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        code, checks = health({"CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0"})
-    finally:
-        redis.terminate()
-        redis.wait(10)
-        shutil.rmtree(directory, ignore_errors=True)
+    with PrivateRedis(fsync="no") as broker:
+        code, checks = health({"CELERY_BROKER_URL": broker.url})
 
     assert code == 1
     assert checks["broker"]["ok"] and checks["database"]["ok"]

@@ -11,12 +11,12 @@ from orderq.settings import Settings
 from producers.commands import PlaceOrder, RestockProduct, UpsertProduct
 from producers.publisher import Publisher
 from tests.support.ids import unique
+from tests.support.leftovers import declared_amqp_queue
+from tests.support.names import AMQP_URL
 from tests.support.outcomes import await_outcome, orders_with_key, stock_of
 from tests.support.workers import WorkerProcess
 
 pytestmark = pytest.mark.e2e
-
-AMQP_URL = os.environ.get("ORDERQ_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 
 def rabbitmq_reachable() -> bool:
@@ -35,6 +35,7 @@ def amqp_worker(migrated_database):
     if not rabbitmq_reachable():
         pytest.skip(f"RabbitMQ is not reachable at {AMQP_URL}")
     queue = f"{os.environ['ORDERQ_COMMAND_QUEUE']}.amqp"
+    declared_amqp_queue(AMQP_URL, queue)  # deleted when the session ends
     process = WorkerProcess(
         concurrency=2,
         name="amqp",

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from base64 import b64encode
@@ -24,8 +23,10 @@ import psutil
 import pytest
 
 from orderq.embedded import stop
-from tests.support.embedded import clean_environment, postmasters, redis_servers, wait_until
+from tests.support.embedded import clean_environment, postmasters, redis_servers
+from tests.support.eventually import eventually
 from tests.support.ids import unique
+from tests.support.scratch import LOGS, scratch_dir, scratch_file
 from tests.support.workers import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -55,7 +56,7 @@ class Up:
     def __init__(self, data_dir: Path, port: int) -> None:
         self.port = port
         self.api_port = free_port()
-        self.log = Path(tempfile.mkstemp(prefix="orderq-up-", suffix=".log")[1])
+        self.log = scratch_file("up-", ".log")
         with self.log.open("wb") as output:
             self.process = subprocess.Popen(
                 [
@@ -72,17 +73,20 @@ class Up:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # the test can clean up its whole group if it fails
             )
+        LOGS.register(self.log, lambda: self.process.poll() is None)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
     def wait_ready(self, timeout: float = 150) -> None:
-        ready = wait_until(
+        """Until `orderq up` tells the user it is up (its own words: what is under test)."""
+        eventually(
             lambda: "orderq is up" in self.output() or self.process.poll() is not None,
+            what=f"`orderq up` up or exited (output: {self.log})",
             timeout=timeout,
             interval=0.2,
         )
-        assert ready and self.process.poll() is None, f"not up:\n{self.output()[-4000:]}"
+        assert self.process.poll() is None, f"not up:\n{self.output()[-4000:]}"
 
     def descendants(self) -> list[psutil.Process]:
         return psutil.Process(self.process.pid).children(recursive=True)
@@ -97,6 +101,16 @@ class Up:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
+
+
+def all_exit(processes: list[psutil.Process], timeout: float) -> None:
+    eventually(
+        lambda: alive(processes),
+        until=lambda living: not living,
+        what="every process exited",
+        timeout=timeout,
+        interval=0.1,
+    )
 
 
 def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
@@ -122,7 +136,7 @@ def flower_status(port: int, credentials: tuple[str, str] | None) -> int:
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="orderq-up-test-"))
+    folder = scratch_dir("up-data-")
     yield folder
     stop(folder)
     shutil.rmtree(folder, ignore_errors=True)
@@ -175,7 +189,7 @@ def test_up_runs_the_stack_and_ctrl_c_stops_every_process(data_dir, ups):
     up.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
 
     assert up.process.wait(90) == 0, up.output()[-3000:]
-    assert wait_until(lambda: not alive(processes), timeout=10), alive(processes)
+    all_exit(processes, timeout=10)
     assert "stopped worker, maintenance, beat, flower and api" in up.output()
     # The servers outlive `up` (the next command reuses them) until `orderq down`.
     assert len(postmasters(data_dir)) == 1 and len(redis_servers(data_dir)) == 1
@@ -195,7 +209,7 @@ def test_up_killed_with_sigkill_leaves_nothing_behind_and_starts_again(data_dir,
     first.process.kill()
     first.process.wait(10)
 
-    assert wait_until(lambda: not alive(orphans_to_be), timeout=60), alive(orphans_to_be)
+    all_exit(orphans_to_be, timeout=60)
     second = Up(data_dir, free_port())
     ups.append(second)
     second.wait_ready()
@@ -210,7 +224,7 @@ def test_up_killed_with_sigkill_leaves_nothing_behind_and_starts_again(data_dir,
     processes = second.descendants()
     second.process.send_signal(signal.SIGTERM)
     assert second.process.wait(90) == 0, second.output()[-3000:]
-    assert wait_until(lambda: not alive(processes), timeout=10), alive(processes)
+    all_exit(processes, timeout=10)
 
 
 def test_up_refuses_a_flower_port_in_use(data_dir):
@@ -245,6 +259,6 @@ def test_processes_left_by_a_killed_up_are_stopped_and_reused_pids_spared(data_d
 
     _stop_leftovers(data_dir)
 
-    assert wait_until(lambda: not alive([process]), timeout=10)
+    all_exit([process], timeout=10)
     leftover.wait(10)  # (already reaped by the stopper, which waited for it)
     assert not (data_dir / "up.json").exists()

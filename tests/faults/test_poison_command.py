@@ -9,7 +9,7 @@ from producers.outcomes import lookup
 from tests.support.commands import new_product, order_for
 from tests.support.ids import unique
 from tests.support.invariants import Scope, assert_invariants
-from tests.support.outcomes import await_outcomes, scalar, stock_of
+from tests.support.outcomes import await_outcomes, deliveries_of, scalar, stock_of
 
 pytestmark = pytest.mark.faults
 
@@ -33,7 +33,9 @@ def test_poison_command_fails_after_max_attempts_while_others_flow(rig, runner, 
     assert dead.state == "failed"
     assert dead.payload == poison.message()
     assert "none finished" in (lookup(engine, poison.key).message or "")
-    assert worker.log_text().count(f"fired for {poison.key}") == 3  # killed 3 times, then refused
+    # killed in attempts 1, 2 and 3; the fourth delivery refused to run it
+    assert [hit.attempt for hit in worker.failpoints.hits(poison.key)] == [1, 2, 3]
+    assert deliveries_of(engine, poison.key) == 4
     orders = "SELECT count(*) FROM orders WHERE idempotency_key = :k"
     assert scalar(engine, orders, k=poison.key) == 0
     assert stock_of(engine, sku) == (20, 10)

@@ -10,13 +10,13 @@ from alembic import command
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
+from tests.support.eventually import eventually
 from tests.support.migrations import (
     alembic_config,
     index_build_waiting,
     index_validity,
     scratch_engine,
     upgrading_while_a_writer_holds,
-    wait_until,
     write_with_lock_timeout,
 )
 
@@ -75,8 +75,9 @@ def test_a_plain_index_build_would_have_blocked_the_same_write(scratch_database)
     )
     builder.start()
     try:
-        wait_until(
-            lambda: index_build_waiting(engine, "command_ledger") or _waiting_on_lock(engine)
+        eventually(
+            lambda: index_build_waiting(engine, "command_ledger") or _waiting_on_lock(engine),
+            what="the plain index build on command_ledger under way or waiting for its lock",
         )
         with pytest.raises(OperationalError, match="lock timeout"):
             write_with_lock_timeout(engine, LEDGER_ROW, key="during-build")

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,9 @@ from orderq.embedded.capabilities import (
     require_extension,
 )
 from orderq.embedded.layout import pgdata_of, redis_dir_of, redis_socket_of
-from tests.support.embedded import kill_hard, postmasters, redis_servers, wait_until
+from tests.support.embedded import kill_hard, postmasters, redis_servers
+from tests.support.eventually import eventually
+from tests.support.scratch import scratch_dir
 from tests.support.workers import PROJECT_ROOT
 
 START_IN_ANOTHER_PROCESS = """
@@ -58,7 +59,7 @@ def started_elsewhere(data_dir: Path) -> dict:
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="orderq-embedded-test-"))
+    folder = scratch_dir("embedded-")
     yield folder
     stop(folder)
     shutil.rmtree(folder, ignore_errors=True)
@@ -169,7 +170,12 @@ def test_stop_ends_both_servers_and_keeps_the_data(data_dir):
     stopped = stop(data_dir)
 
     assert stopped == {"postgres": servers["postgres"], "redis": servers["redis"]}
-    assert wait_until(lambda: not postmasters(data_dir) and not redis_servers(data_dir))
+    eventually(
+        lambda: not postmasters(data_dir) and not redis_servers(data_dir),
+        what=f"no server left on {data_dir}",
+        timeout=20,
+        interval=0.1,
+    )
     assert stop(data_dir) == {}
     again = started_elsewhere(data_dir)
     assert query(again["database_url"], "SELECT n FROM kept") == 7

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from producers.commands import (
     ReturnCopy,
 )
 from tests.support.commands import run
+from tests.support.failpoints import FailpointRecords
 from tests.support.ids import unique
 from tests.support.library import (
     copy_status,
@@ -36,7 +38,7 @@ from tests.support.library import (
     reservations_of,
     rows,
 )
-from tests.support.sessions import wait_until_about_to_commit, wait_until_blocked_by
+from tests.support.sessions import wait_until_blocked_by, wait_until_sessions_wait
 from worker.adapters import tables
 from worker.adapters.errors import ErrorKind, classify, constraint_of
 from worker.domain.loans import Loan
@@ -74,15 +76,32 @@ def execute(engine: Engine, sql: str, **params: Any) -> None:
         connection.execute(text(sql), params)
 
 
-def slow_runner(runner: CommandRunner, prefix: str, seconds: float = 0.3) -> CommandRunner:
-    """The same runner, but commands keyed `prefix…` hold their row locks a while,
-    so concurrent commands really queue up behind them."""
-    return CommandRunner(
+def runner_with(
+    runner: CommandRunner, spec: str, folder: Path
+) -> tuple[CommandRunner, FailpointRecords]:
+    """The same runner with failpoints `spec`, their firings recorded in `folder`."""
+    faulty = CommandRunner(
         runner.settings,
         runner.deliveries.engine,
         runner.session_factory,
-        Failpoints(f"after_lock=sleep:{seconds}@{prefix}"),
+        Failpoints(spec, folder),
     )
+    return faulty, FailpointRecords(folder)
+
+
+def race(
+    runner: CommandRunner, engine: Engine, folder: Path, commands: list[Command], queued: int
+) -> list[Any]:
+    """Run `commands` (keyed `RACE-…`) on threads; the first to lock its rows holds them
+    until `queued` of the others wait for those locks — so the race really happens —
+    then all go on. Their outcomes, in the order of `commands`."""
+    racing, records = runner_with(runner, "after_lock=pause@RACE-", folder)
+    with ThreadPoolExecutor(len(commands)) as pool, records.released_at_exit():
+        futures = [pool.submit(run, racing, command) for command in commands]
+        records.wait_for("RACE-")
+        wait_until_sessions_wait(engine, queued)
+        records.release_all()
+        return [future.result(timeout=30) for future in futures]
 
 
 # -- lending ------------------------------------------------------------------------------
@@ -500,14 +519,12 @@ def test_a_second_active_loan_by_hand_is_refused_and_history_is_kept(runner, eng
 # -- concurrency: threads on the same rows --------------------------------------------------
 
 
-def test_concurrent_checkouts_of_one_copy_make_exactly_one_loan(runner, engine):
+def test_concurrent_checkouts_of_one_copy_make_exactly_one_loan(runner, engine, tmp_path):
     members = [new_member(runner) for _ in range(4)]
     _, [barcode] = new_work(runner)
-    racing = slow_runner(runner, "RACE-")
     commands = [checkout(m, barcode, key=unique("race")) for m in members]
 
-    with ThreadPoolExecutor(len(commands)) as pool:
-        outcomes = list(pool.map(lambda c: run(racing, c), commands))
+    outcomes = race(runner, engine, tmp_path, commands, queued=3)  # behind the copy's lock
 
     assert sum(o.status == "succeeded" for o in outcomes) == 1
     assert (
@@ -517,22 +534,19 @@ def test_concurrent_checkouts_of_one_copy_make_exactly_one_loan(runner, engine):
     assert [loan["member"] for loan in loans_of_copy(engine, barcode)] == [winner]
 
 
-def test_one_members_concurrent_checkouts_respect_the_loan_limit(runner, engine):
+def test_one_members_concurrent_checkouts_respect_the_loan_limit(runner, engine, tmp_path):
     member = new_member(runner, loan_limit=1)
     _, barcodes = new_work(runner, copies=2)
-    racing = slow_runner(runner, "RACE-")
+    commands = [checkout(member, b, key=unique("race")) for b in barcodes]
 
-    with ThreadPoolExecutor(2) as pool:
-        outcomes = list(
-            pool.map(lambda b: run(racing, checkout(member, b, key=unique("race"))), barcodes)
-        )
+    outcomes = race(runner, engine, tmp_path, commands, queued=1)  # behind the member's lock
 
     assert sorted(o.status for o in outcomes) == ["rejected", "succeeded"]
     assert {o.reason for o in outcomes if o.status == "rejected"} == {"loan_limit_reached"}
     assert sum(len(loans_of_copy(engine, b)) for b in barcodes) == 1
 
 
-def test_concurrent_returns_serve_the_queue_in_order_one_copy_each(runner, engine):
+def test_concurrent_returns_serve_the_queue_in_order_one_copy_each(runner, engine, tmp_path):
     borrowers = [new_member(runner), new_member(runner)]
     first, second = new_member(runner), new_member(runner)
     work, barcodes = new_work(runner, copies=2)
@@ -540,12 +554,9 @@ def test_concurrent_returns_serve_the_queue_in_order_one_copy_each(runner, engin
         run(runner, checkout(member, barcode))
     run(runner, reserve(first, work))
     run(runner, reserve(second, work))
-    racing = slow_runner(runner, "RACE-")
+    returns = [ReturnCopy(key=unique("race"), barcode=b) for b in barcodes]
 
-    with ThreadPoolExecutor(2) as pool:
-        outcomes = list(
-            pool.map(lambda b: run(racing, ReturnCopy(key=unique("race"), barcode=b)), barcodes)
-        )
+    outcomes = race(runner, engine, tmp_path, returns, queued=1)  # behind the work's lock
 
     assert sorted(o.result["held_for"] for o in outcomes) == sorted([first, second])
     queue = reservations_of(engine, work)
@@ -553,28 +564,23 @@ def test_concurrent_returns_serve_the_queue_in_order_one_copy_each(runner, engin
     assert sorted(r["barcode"] for r in queue) == sorted(barcodes)
 
 
-def test_a_reservation_racing_a_return_never_leaves_the_copy_on_the_shelf(runner, engine):
+def test_a_reservation_racing_a_return_never_leaves_the_copy_on_the_shelf(runner, engine, tmp_path):
     """The return has found nobody waiting and is about to shelve the copy when the
     reservation arrives. Without the work's row lock the reservation would see the copy
     still on loan and queue: a waiting member next to an available copy."""
     borrower, waiting = new_member(runner), new_member(runner)
     work, [barcode] = new_work(runner)
     run(runner, checkout(borrower, barcode))
-    committing_slowly = CommandRunner(
-        runner.settings,
-        runner.deliveries.engine,
-        runner.session_factory,
-        Failpoints("before_commit=sleep:1@RACE-"),
-    )
+    committing, records = runner_with(runner, "before_commit=pause@RACE-", tmp_path)
 
-    with ThreadPoolExecutor(2) as pool:
-        returned = pool.submit(
-            run, committing_slowly, ReturnCopy(key=unique("race"), barcode=barcode)
-        )
-        wait_until_about_to_commit(engine)
+    with ThreadPoolExecutor(2) as pool, records.released_at_exit():
+        returned = pool.submit(run, committing, ReturnCopy(key=unique("race"), barcode=barcode))
+        records.wait_for("RACE-")  # decided (nobody waiting), not yet committed
         reserved = pool.submit(run, runner, reserve(waiting, work))
-        assert returned.result().result["held_for"] is None  # nobody was waiting
-        assert reserved.result().result["status"] == "ready"
+        wait_until_sessions_wait(engine, 1)  # the reservation waits for the work's lock
+        records.release_all()
+        assert returned.result(timeout=30).result["held_for"] is None  # nobody was waiting
+        assert reserved.result(timeout=30).result["status"] == "ready"
 
     assert [(r["member"], r["status"]) for r in reservations_of(engine, work)] == [
         (waiting, "ready")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -10,13 +12,14 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 
 from tests.support.environment import TEST_DATABASE_URL
-from tests.support.migrations import alembic_config, scratch_database_url
+from tests.support.migrations import alembic_config, empty_database
 from worker.adapters.tables import metadata
 
 
 @pytest.fixture(scope="module")
-def empty_database_url() -> str:
-    return scratch_database_url()
+def empty_database_url() -> Iterator[str]:
+    with empty_database() as url:
+        yield url
 
 
 def table_names(url: str) -> set[str]:

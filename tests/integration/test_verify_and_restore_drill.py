@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from tests.support.commands import new_product, order_for, run
 from tests.support.ids import unique
 from tests.support.library import new_member, new_work
 from tests.support.private_database import PrivateDatabase, private_database
+from tests.support.scratch import scratch_dir
 from worker.adapters import integrity
 from worker.adapters.advisory_locks import advisory_lock
 from worker.adapters.backups import database_state
@@ -167,7 +167,7 @@ def test_a_sequence_behind_its_table_is_caught(shop):
 
 @pytest.fixture
 def backups() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="orderq-backups-"))
+    folder = scratch_dir("backups-")
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
 

@@ -7,9 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
+from tests.support.scratch import LOGS, scratch_file
 from tests.support.workers import PROJECT_ROOT
 
 
@@ -23,7 +22,10 @@ class BeatProcess:
         self.extra_env = env or {}
         self.name = name
         self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = Path(tempfile.mkstemp(prefix=f"orderq-{name}-", suffix=".log")[1])
+        self.log_path = scratch_file(f"{name}-", ".log")
+        LOGS.register(
+            self.log_path, lambda: self.process is not None and self.process.poll() is None
+        )
 
     def start(self) -> BeatProcess:
         self._log = self.log_path.open("ab")

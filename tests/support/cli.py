@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.eventually import eventually
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ORDERQ = str(Path(sys.executable).parent / "orderq")
 
@@ -31,16 +33,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def listening(port: int) -> bool:
+    """Does something accept TCP connections on 127.0.0.1:`port` right now?"""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def wait_for_port(port: int, timeout: float = 20.0) -> None:
     """Return once something accepts TCP connections on 127.0.0.1:`port`."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listens on port {port} after {timeout}s") from None
-            time.sleep(0.1)
+    eventually(
+        lambda: listening(port),
+        what=f"something listening on port {port}",
+        timeout=timeout,
+        interval=0.1,
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import psutil
@@ -37,15 +36,6 @@ def _live_matching(name: str, needle: str) -> list[psutil.Process]:
 def kill_hard(pid: int) -> None:
     """SIGKILL, as the OOM killer or a crashed host would."""
     os.kill(pid, signal.SIGKILL)
-
-
-def wait_until(condition, timeout: float = 20.0, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()
 
 
 def clean_environment(data_dir: Path, **extra: str) -> dict[str, str]:

@@ -20,19 +20,20 @@ import atexit
 import os
 import shutil
 import tempfile
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-CONFIGURED_DATABASE_URL = os.environ.get(
-    "ORDERQ_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/orderq_test"
+from tests.support.names import (
+    CONFIGURED_BROKER_URL,
+    CONFIGURED_DATABASE_URL,
+    NAMESPACE,
+    SESSION_TAG,
 )
-CONFIGURED_BROKER_URL = os.environ.get("ORDERQ_TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
+
 #: straight to PostgreSQL (same as the test database unless a pooler sits in front)
 CONFIGURED_ADMIN_DATABASE_URL = (
     os.environ.get("ORDERQ_TEST_ADMIN_DATABASE_URL") or CONFIGURED_DATABASE_URL
 )
-SESSION_TAG = uuid.uuid4().hex[:8]
 
 
 @dataclass
@@ -166,8 +167,8 @@ def configure_environment() -> dict[str, str]:
         "DATABASE_URL": TEST_DATABASE_URL,
         "CELERY_BROKER_URL": TEST_BROKER_URL,
         "ORDERQ_ADMIN_DATABASE_URL": TEST_ADMIN_DATABASE_URL,
-        "ORDERQ_COMMAND_QUEUE": f"test-{SESSION_TAG}.commands",
-        "ORDERQ_MAINTENANCE_QUEUE": f"test-{SESSION_TAG}.maintenance",
+        "ORDERQ_COMMAND_QUEUE": f"{NAMESPACE}.commands",
+        "ORDERQ_MAINTENANCE_QUEUE": f"{NAMESPACE}.maintenance",
         "ORDERQ_RETRY_BACKOFF_SECONDS": "0.2",
         "ORDERQ_RETRY_BACKOFF_MAX_SECONDS": "1",
         "ORDERQ_PUBLISH_MAX_RETRIES": "3",

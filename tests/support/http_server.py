@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.support.cli import free_port
 from tests.support.eventually import eventually
+from tests.support.scratch import LOGS, scratch_file
 from tests.support.workers import PROJECT_ROOT
 
 
@@ -27,7 +26,13 @@ class ApiServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = Path(tempfile.mkstemp(prefix="orderq-api-", suffix=".log")[1])
+        self.log_path = scratch_file("api-", ".log")
+        LOGS.register(
+            self.log_path, lambda: self.process is not None and self.process.poll() is None
+        )
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def start(self, timeout: float = 60.0) -> ApiServer:
         self._log = self.log_path.open("ab")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import ast
-import re
 from typing import Any
 
 from sqlalchemy import Engine, text
 
-from producers.commands import AddCopy, AddWork, Command, RegisterMember
+from producers.commands import AddCopy, AddWork, RegisterMember
 from tests.support.commands import run
 from tests.support.ids import unique
 from worker.service.runner import CommandRunner
@@ -70,17 +68,3 @@ def reservations_of(engine: Engine, work: str) -> list[dict[str, Any]]:
         """,
         work=work,
     )
-
-
-_TASK_SUCCEEDED = re.compile(r"Task orderq\.\S+\[[^\]]+\] succeeded in [0-9.]+s: (\{.*\})$")
-
-
-def task_returns(log: str, command: Command) -> list[dict[str, Any]]:
-    """What every finished delivery of `command` returned, read from the worker's log
-    (Celery logs each task's return value; the outcome says whether it was replayed)."""
-    returns = []
-    for line in log.splitlines():
-        match = _TASK_SUCCEEDED.search(line)
-        if match and f"'key': '{command.key}'" in match.group(1):
-            returns.append(ast.literal_eval(match.group(1)))
-    return returns

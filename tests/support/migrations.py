@@ -4,43 +4,34 @@ migration build an index while other sessions write."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from alembic import command
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
 
 from orderq.schema import alembic_config
-from tests.support.database import recreate_empty_database
+from tests.support.database import scratch_database
 from tests.support.environment import TEST_DATABASE_URL
+from tests.support.eventually import eventually
 
 
-def scratch_database_url() -> str:
-    """An empty database next to the test database (dropped and re-created)."""
-    url = make_url(TEST_DATABASE_URL)
-    scratch = url.set(database=f"{url.database}_migrations").render_as_string(hide_password=False)
-    recreate_empty_database(scratch)
-    return scratch
+@contextmanager
+def empty_database() -> Iterator[str]:
+    """An empty database next to the test database for the block, dropped after it."""
+    with scratch_database(TEST_DATABASE_URL, "migrations") as url:
+        yield url
 
 
 @contextmanager
 def scratch_engine() -> Iterator[tuple[str, Engine]]:
-    url = scratch_database_url()
-    engine = create_engine(url)
-    try:
-        yield url, engine
-    finally:
-        engine.dispose()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not reached")
-        time.sleep(0.05)
+    """An empty database and an engine on it, for the block."""
+    with empty_database() as url:
+        engine = create_engine(url)
+        try:
+            yield url, engine
+        finally:
+            engine.dispose()
 
 
 def index_build_waiting(engine: Engine, table: str) -> bool:
@@ -84,7 +75,9 @@ def upgrading_while_a_writer_holds(
     migration = threading.Thread(target=migrate)
     migration.start()
     try:
-        wait_until(lambda: index_build_waiting(engine, table))
+        eventually(
+            lambda: index_build_waiting(engine, table), what=f"an index build on {table} waiting"
+        )
         yield
         assert migration.is_alive() and index_build_waiting(engine, table)
     finally:

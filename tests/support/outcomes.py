@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from sqlalchemy import Engine, text
 
-from producers.outcomes import CommandStatus, wait_for
+from producers.outcomes import CommandStatus, lookup
+from tests.support.eventually import eventually
 
 
 def await_outcome(engine: Engine, key: str, timeout: float = 30.0) -> CommandStatus:
     """The terminal outcome of `key`; fails the test if none arrives in time."""
-    status = wait_for(engine, key, timeout, poll=0.05)
-    assert status.is_terminal, f"{key} still {status.status} after {timeout}s"
-    return status
+    return eventually(
+        lambda: lookup(engine, key),
+        until=lambda status: status.is_terminal,
+        what=f"an outcome for {key}",
+        timeout=timeout,
+    )
 
 
 def scalar(engine: Engine, sql: str, **params: Any) -> Any:
@@ -61,16 +64,36 @@ def await_outcomes(engine: Engine, keys: list[str], timeout: float = 60.0) -> di
     """
     from tests.support.invariants import TERMINAL, outcome_of_keys
 
-    deadline = time.monotonic() + timeout
-    while True:
+    def still_open() -> dict[str, str]:
         with engine.connect() as connection:
             statuses = outcome_of_keys(connection, keys)
-        open_keys = {key: status for key, status in statuses.items() if status not in TERMINAL}
-        if not open_keys:
-            return statuses
-        if time.monotonic() >= deadline:
-            sample = dict(list(open_keys.items())[:5])
-            raise AssertionError(
-                f"{len(open_keys)} keys without an outcome after {timeout}s: {sample}"
-            )
-        time.sleep(0.1)
+        return {key: status for key, status in statuses.items() if status not in TERMINAL}
+
+    eventually(
+        still_open,
+        until=lambda open_keys: not open_keys,
+        what=f"an outcome for each of {len(keys)} keys (shown: the keys still open)",
+        timeout=timeout,
+        interval=0.1,
+    )
+    with engine.connect() as connection:
+        return outcome_of_keys(connection, keys)
+
+
+def deliveries_of(engine: Engine, key: str) -> int:
+    """How many deliveries of `key` a worker has started (replays and refusals included):
+    `command_deliveries.deliveries`, counted before anything else is done with one."""
+    count = scalar(
+        engine, "SELECT deliveries FROM command_deliveries WHERE idempotency_key = :k", k=key
+    )
+    return count or 0
+
+
+def await_deliveries(engine: Engine, key: str, count: int, timeout: float = 30.0) -> int:
+    """Wait until at least `count` deliveries of `key` have been started; return how many."""
+    return eventually(
+        lambda: deliveries_of(engine, key),
+        until=lambda seen: seen >= count,
+        what=f"{count} deliveries of {key}",
+        timeout=timeout,
+    )

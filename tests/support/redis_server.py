@@ -12,9 +12,10 @@ import contextlib
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
-from pathlib import Path
+
+from tests.support.eventually import eventually
+from tests.support.scratch import scratch_dir
 
 REDIS_SERVER = shutil.which("redis-server") or "redis-server"
 
@@ -32,7 +33,7 @@ class PrivateRedis:
     def __init__(self, port: int | None = None, fsync: str = "always") -> None:
         self.port = port or free_port()
         self.fsync = fsync
-        self.directory = Path(tempfile.mkdtemp(prefix="orderq-redis-"))
+        self.directory = scratch_dir("redis-")
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,15 +63,19 @@ class PrivateRedis:
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.ping():
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        log = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"private redis-server on port {self.port} did not start:\n{log}")
+        eventually(
+            self._answers,
+            what=f"private redis-server answering on port {self.port} ({self.directory})",
+            timeout=timeout,
+        )
+
+    def _answers(self) -> bool:
+        if self.ping():
+            return True
+        if self.process is not None and self.process.poll() is not None:
+            log = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"private redis-server on port {self.port} exited:\n{log}")
+        return False
 
     def ping(self) -> bool:
         try:
@@ -92,6 +97,8 @@ class PrivateRedis:
             self.process.wait(5)
 
     def restart(self, down_for: float = 0.0) -> None:
+        """Stop, stay down for `down_for` seconds (the outage itself: not a barrier),
+        start again on the same port with the same data."""
         self.stop()
         time.sleep(down_for)
         self.start()

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
-import time
 import uuid
-
-import redis
 
 from orderq.settings import Settings
 from producers.publisher import Publisher
 from tests.support.environment import TEST_BROKER_URL
+from tests.support.leftovers import redis_client
+from tests.support.names import NAMESPACE
 from tests.support.workers import WorkerProcess
 
 #: For tests that SIGKILL a whole worker or restart the broker: unacknowledged messages
@@ -36,7 +34,7 @@ class FaultRig:
 
     def __init__(self, broker_url: str | None = None) -> None:
         tag = uuid.uuid4().hex[:8]
-        self.queue = f"faults-{tag}.commands"
+        self.queue = f"{NAMESPACE}-faults-{tag}.commands"
         self.application_name = f"orderq-faults-{tag}"
         self.broker_url = broker_url or TEST_BROKER_URL
         self.env = {
@@ -66,27 +64,11 @@ class FaultRig:
             process.stop(timeout=10)
         for publisher in self._publishers:
             publisher.close()
-        with contextlib.suppress(redis.RedisError):
-            client = redis.Redis.from_url(self.broker_url, socket_timeout=2)
-            keys = list(client.scan_iter(match=f"{self.queue}*"))
+        # the queue, its kombu bindings (the session's cleanup catches the rest)
+        with contextlib.suppress(Exception), redis_client(self.broker_url) as client:
+            keys = list(client.scan_iter(match=f"*{self.queue}*"))
             if keys:
                 client.delete(*keys)
-            client.close()
-
-
-def wait_for_failpoint(worker: WorkerProcess, key: str, timeout: float = 30.0) -> int:
-    """The pid of the pool process that reached a failpoint for `key` (or a key starting
-    with it), read from the worker's log."""
-    pattern = re.compile(rf"failpoint \S+ fired for {re.escape(key)}\S* in pid (\d+)")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = pattern.search(worker.log_text())
-        if found:
-            return int(found.group(1))
-        time.sleep(0.05)
-    raise AssertionError(
-        f"no failpoint fired for {key} in {timeout}s:\n{worker.log_text()[-3000:]}"
-    )
 
 
 def sigkill(pid: int) -> None:

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.support.eventually import eventually
+from tests.support.failpoints import FailpointRecords
+from tests.support.names import NAMESPACE
+from tests.support.scratch import LOGS, scratch_dir, scratch_file
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_numbers = itertools.count(1)
 
 
 class WorkerProcess:
-    """`celery -A worker.entrypoints.celery_app worker` as a child process group."""
+    """`celery -A worker.entrypoints.celery_app worker` as a child process group.
+
+    Its log and its failpoint records (`failpoints`) live in the session's scratch
+    folder; the log is kept, and its path printed, when a test it ran in fails.
+    """
 
     def __init__(
         self,
@@ -32,10 +41,17 @@ class WorkerProcess:
         self.queues = queues
         self.name = name
         self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = Path(tempfile.mkstemp(prefix=f"orderq-{name}-", suffix=".log")[1])
+        self.hostname = f"{NAMESPACE}-{name}-{next(_numbers)}@%h"
+        self.log_path = scratch_file(f"worker-{name}-", ".log")
+        LOGS.register(self.log_path, self.is_running)
+        self.failpoints = FailpointRecords(scratch_dir(f"failpoints-{name}-"))
 
     def start(self, timeout: float = 60.0) -> None:
-        env = {**os.environ, **self.extra_env}
+        env = {
+            **os.environ,
+            "ORDERQ_FAILPOINT_DIR": str(self.failpoints.directory),
+            **self.extra_env,
+        }
         queues = self.queues or env["ORDERQ_COMMAND_QUEUE"]
         command = [
             sys.executable,
@@ -47,7 +63,7 @@ class WorkerProcess:
             "--pool=prefork",
             f"--concurrency={self.concurrency}",
             f"--queues={queues}",
-            f"--hostname={self.name}-{os.getpid()}-{id(self)}@%h",
+            f"--hostname={self.hostname}",
             "--without-mingle",
             "--without-gossip",
             "--loglevel=INFO",
@@ -61,17 +77,25 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop() reaches every child
         )
+        # Celery's own "ready" line: a start-up handshake, not a result
         self.wait_for_log("ready.", timeout)
 
     def wait_for_log(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Return once the log shows `text`; fail at once if the worker exits."""
+
+        def logged() -> bool:
             if text in self.log_text():
-                return
+                return True
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"worker exited early:\n{self.log_text()[-3000:]}")
-            time.sleep(0.2)
-        raise TimeoutError(f"worker did not log {text!r} in {timeout}s:\n{self.log_text()[-3000:]}")
+            return False
+
+        eventually(
+            logged,
+            what=f"worker {self.name} logging {text!r} (log: {self.log_path})",
+            timeout=timeout,
+            interval=0.1,
+        )
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -121,3 +145,33 @@ class WorkerProcess:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
+
+
+@contextlib.contextmanager
+def running_beat(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """`celery beat` with the test environment plus `env`, for the block; its schedule
+    file lives in the session's scratch folder."""
+    schedule = scratch_dir("beat-") / "schedule"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.entrypoints.celery_app",
+            "beat",
+            f"--schedule={schedule}",
+            "--loglevel=INFO",
+        ],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        process.wait(20)

@@ -34,6 +34,6 @@ def test_defaults_are_consistent():
 
 def test_a_bad_failpoint_names_the_entry_and_the_allowed_actions():
     with pytest.raises(
-        ValueError, match=r"'after_lock=explode'.*bug, exit, hang, kill, raise, sleep"
+        ValueError, match=r"'after_lock=explode'.*bug, exit, hang, kill, pause, raise, sleep"
     ):
         parse_failpoints("after_lock=explode")

@@ -6,6 +6,7 @@ Off unless `ORDERQ_FAILPOINTS` is set. The value is a `;`-separated list of
     before_commit=raise*1@fp-          # first attempt of keys starting fp- fails (transient)
     before_commit=bug@oops-            # an error the taxonomy does not know (unknown)
     after_lock=sleep:3@slow-           # hold the row locks for 3 s
+    after_lock=pause@race-             # hold the row locks until the test releases them
     before_commit=kill@poison-         # the process is SIGKILLed (like the OOM killer)
     before_commit=exit@crash-          # the process exits at once, status 70 (a crash)
     after_lock=hang*1@stuck-           # ignores the soft time limit; the hard one kills it
@@ -13,19 +14,31 @@ Off unless `ORDERQ_FAILPOINTS` is set. The value is a `;`-separated list of
 `*times` limits the action to the first N attempts of each key. Points: `after_claim`
 (ledger row claimed), `after_lock` (business rows locked), `before_commit` (all
 changes flushed, transaction still open).
+
+The handshake with a test: with `ORDERQ_FAILPOINT_DIR` set, every firing first leaves a
+record there, `<name>.hit` (JSON: point, action, key, attempt, pid), written before the
+action runs — so a test can wait for "a process is at the failpoint for key K" and learn
+its pid without reading any log (tests/support/failpoints.py). `pause[:N]` needs the
+folder: the firing waits until the test creates `<name>.release` next to its record, or
+`release-all` in the folder, and raises `PauseNotReleased` after N seconds (default 60).
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import os
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from worker.adapters.errors import TransientError
 
 log = logging.getLogger(__name__)
+
+RELEASE_ALL = "release-all"
 
 
 class InjectedFault(TransientError):
@@ -36,7 +49,13 @@ class InjectedBug(RuntimeError):
     """The failure a `bug` failpoint throws: an error the taxonomy does not know."""
 
 
-ACTIONS = frozenset({"raise", "bug", "kill", "exit", "sleep", "hang"})
+class PauseNotReleased(InjectedBug):
+    """A `pause` failpoint that nobody released in time (a test that lost track of it)."""
+
+
+ACTIONS = frozenset({"raise", "bug", "kill", "exit", "sleep", "hang", "pause"})
+
+_firings = itertools.count()  # names records uniquely within a process (threads too)
 
 
 @dataclass(frozen=True)
@@ -54,15 +73,13 @@ class Failpoint:
             and (self.times is None or attempt <= self.times)
         )
 
-    def fire(self, key: str) -> None:
-        # Tests read this line to find the process that is stuck at the failpoint.
-        log.warning(
-            "failpoint %s=%s fired for %s in pid %d",
-            self.point,
-            self.action + (f":{self.argument}" if self.argument else ""),
-            key,
-            os.getpid(),
-        )
+    @property
+    def label(self) -> str:
+        return f"{self.point}={self.action}" + (f":{self.argument}" if self.argument else "")
+
+    def fire(self, key: str, record: Path | None) -> None:
+        """Do the action; `record` is this firing's `.hit` file, if the folder is set."""
+        log.warning("failpoint %s fired for %s in pid %d", self.label, key, os.getpid())
         if self.action == "raise":
             raise InjectedFault(f"injected fault at {self.point} for {key}")
         if self.action == "bug":
@@ -82,6 +99,17 @@ class Failpoint:
                     time.sleep(0.05)
                 except Exception:  # SoftTimeLimitExceeded
                     continue
+        if self.action == "pause" and record is not None:
+            _wait_for_release(record, float(self.argument or "60"), f"{self.label} for {key}")
+
+
+def _wait_for_release(record: Path, seconds: float, what: str) -> None:
+    releases = (record.with_suffix(".release"), record.parent / RELEASE_ALL)
+    deadline = time.monotonic() + seconds
+    while not any(path.exists() for path in releases):
+        if time.monotonic() > deadline:
+            raise PauseNotReleased(f"failpoint {what} was not released within {seconds:g}s")
+        time.sleep(0.01)
 
 
 def parse_failpoints(spec: str) -> tuple[Failpoint, ...]:
@@ -107,12 +135,27 @@ def parse_failpoints(spec: str) -> tuple[Failpoint, ...]:
 
 
 class Failpoints:
-    """The active failpoints of this process."""
+    """The active failpoints of this process, and where their firings are recorded."""
 
-    def __init__(self, spec: str = "") -> None:
+    def __init__(self, spec: str = "", record_dir: Path | None = None) -> None:
         self._failpoints = parse_failpoints(spec)
+        self._record_dir = record_dir
+        if record_dir is None and any(f.action == "pause" for f in self._failpoints):
+            raise ValueError("a pause failpoint needs ORDERQ_FAILPOINT_DIR (its release)")
 
     def hit(self, point: str, key: str, attempt: int) -> None:
         for failpoint in self._failpoints:
             if failpoint.matches(point, key, attempt):
-                failpoint.fire(key)
+                failpoint.fire(key, self._record(failpoint, key, attempt))
+
+    def _record(self, failpoint: Failpoint, key: str, attempt: int) -> Path | None:
+        if self._record_dir is None:
+            return None
+        pid = os.getpid()
+        name = f"{time.time_ns()}-{pid}-{next(_firings)}"
+        record = {"point": failpoint.point, "action": failpoint.action, "key": key}
+        record |= {"attempt": attempt, "pid": pid}
+        # written aside and renamed: a reader never sees half a record
+        partial = self._record_dir / f".{name}.partial"
+        partial.write_text(json.dumps(record))
+        return partial.rename(self._record_dir / f"{name}.hit")

@@ -74,7 +74,7 @@ class CommandRunner:
         self.settings = settings
         self.session_factory = session_factory
         self.deliveries = DeliveryLog(engine)
-        self.failpoints = failpoints or Failpoints(settings.failpoints)
+        self.failpoints = failpoints or Failpoints(settings.failpoints, settings.failpoint_dir)
         self.loan_policy = settings.loan_policy()
 
     # -- entry points ---------------------------------------------------------------------

@@ -24,7 +24,7 @@ from tests.support.commands import run
 from tests.support.concurrency import at_once
 from tests.support.ids import unique
 from tests.support.library import copy_status, loans_of_copy, new_member, new_work, rows
-from tests.support.outcomes import scalar
+from tests.support.sessions import wait_until_sessions_wait
 from worker.adapters.advisory_locks import advisory_lock
 from worker.adapters.errors import constraint_of
 from worker.service.maintenance.loans import (
@@ -361,32 +361,15 @@ def gate_on_copy(engine, barcode: str):
     return connection, pid
 
 
-def wait_until_waiting(engine, count: int, timeout: float = 10.0) -> None:
-    """Return once `count` sessions of this database wait for a lock."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        waiting = scalar(
-            engine,
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND cardinality(pg_blocking_pids(pid)) > 0",
-        )
-        if waiting >= count:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"fewer than {count} sessions waiting after {timeout}s")
-
-
 def race(engine, runner, barcode: str, first, second) -> tuple[Any, Any]:
     """Queue `first`, then `second`, behind a lock on the copy; release; both outcomes."""
     gate, _ = gate_on_copy(engine, barcode)
     try:
         with ThreadPoolExecutor(2) as pool:
             one = pool.submit(run, runner, first)
-            wait_until_waiting(engine, 1)
+            wait_until_sessions_wait(engine, 1)
             two = pool.submit(run, runner, second)
-            wait_until_waiting(engine, 2)
+            wait_until_sessions_wait(engine, 2)
             gate.rollback()
             return one.result(timeout=30), two.result(timeout=30)
     finally:

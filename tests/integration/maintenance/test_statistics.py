@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
 
 from orderq.embedded.capabilities import extension_status
 from tests.support.concurrency import at_once
+from tests.support.database import scratch_database
 from tests.support.environment import TEST_DATABASE_URL
 from worker.adapters import monitoring
 from worker.adapters.statement_stats import find_regressions, record_baselines
@@ -147,24 +147,16 @@ def test_without_pg_stat_statements_the_snapshot_says_so_once_and_skips(engine, 
 @pytest.mark.requires_extension("pg_stat_statements")
 def test_an_installed_but_not_preloaded_extension_is_named_as_such():
     """The local server ships pg_stat_statements but does not preload it."""
-    url = make_url(TEST_DATABASE_URL)
-    scratch = f"{url.database}_pgss"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{scratch}"'))
-        connection.execute(text(f'CREATE DATABASE "{scratch}"'))
-    engine = create_engine(url.set(database=scratch))
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("CREATE EXTENSION pg_stat_statements"))
-            connection.commit()
-            preloaded = connection.execute(text("SHOW shared_preload_libraries")).scalar()
-            reason = monitoring.statements_unavailable(connection)
-    finally:
-        engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{scratch}"'))
-        admin.dispose()
+    with scratch_database(TEST_DATABASE_URL, "pgss") as scratch:
+        engine = create_engine(scratch)
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("CREATE EXTENSION pg_stat_statements"))
+                connection.commit()
+                preloaded = connection.execute(text("SHOW shared_preload_libraries")).scalar()
+                reason = monitoring.statements_unavailable(connection)
+        finally:
+            engine.dispose()
     if "pg_stat_statements" in preloaded:
         assert reason is None
     else:
