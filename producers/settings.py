@@ -82,19 +82,11 @@ class ProducerSettings(BaseSettings):
 
     def require_servers(self) -> None:
         """`ConfigurationError` naming every missing URL, unless both are configured."""
-        missing = [
-            name
-            for name, value in (
-                ("DATABASE_URL", self.database_url),
-                ("CELERY_BROKER_URL", self.broker_url),
-            )
-            if not value
-        ]
-        if len(missing) == 1:
-            (self.require_database_url if self.broker_url else self.require_broker_url)()
-        if missing:
+        if not self.database_url and not self.broker_url:
             raise ConfigurationError(
                 "DATABASE_URL and CELERY_BROKER_URL are not set: point them at your "
                 "PostgreSQL and your Redis or RabbitMQ "
                 "(or run through the `orderq` command, which starts embedded servers)"
             )
+        self.require_database_url()
+        self.require_broker_url()
