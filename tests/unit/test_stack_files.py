@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 import tomllib
+from fnmatch import fnmatch
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
@@ -334,3 +335,18 @@ def test_the_image_runs_as_its_user_who_owns_flower_state_folder():
     assert [i for i, (k, _) in enumerate(instructions) if k == "USER"][-1] > max(
         i for i, (k, a) in enumerate(instructions) if k == "RUN" and "chown" in a
     ), "chown must run before switching to the app user"
+
+
+def test_the_build_context_keeps_what_the_image_copies():
+    ignored = [
+        line.strip().rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    copies = [a.split() for k, a in dockerfile_instructions() if k == "COPY"]
+    sources = [s for c in copies if not c[0].startswith("--from") for s in c[:-1]]
+
+    assert sources
+    for source in sources:
+        assert (ROOT / source).exists(), f"the image copies {source}, which does not exist"
+        assert not any(fnmatch(source, pattern) for pattern in ignored), f"{source} is ignored"
