@@ -106,10 +106,11 @@ def ensure_database_exists(url: str, wait_seconds: float = 0) -> bool:
             with attempt:
                 return create()
     except Exception as error:
-        if wait_seconds and _server_not_ready(error):
+        if _server_not_ready(error):
+            waited = f" within {wait_seconds:g}s" if wait_seconds else ""
             raise DatabaseNotReady(
                 f"the database server at {target.render_as_string(hide_password=True)} "
-                f"did not accept connections within {wait_seconds:g}s: "
+                f"did not accept connections{waited}: "
                 f"{' '.join(str(getattr(error, 'orig', error)).split())[:300]}"
             ) from error
         raise

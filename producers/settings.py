@@ -121,3 +121,14 @@ class ProducerSettings(BaseSettings):
                 "(or run through the `orderq` command, which starts embedded servers)"
             )
         return self.broker_url
+
+    def require_servers(self) -> None:
+        """`ConfigurationError` naming every missing URL, unless both are configured."""
+        if not self.database_url and not self.broker_url:
+            raise ConfigurationError(
+                "DATABASE_URL and CELERY_BROKER_URL are not set: point them at your "
+                "PostgreSQL and your Redis or RabbitMQ "
+                "(or run through the `orderq` command, which starts embedded servers)"
+            )
+        self.require_database_url()
+        self.require_broker_url()

@@ -4,13 +4,16 @@ Checks, in order: the broker accepts a connection, the database answers, its sch
 is at the latest migration, and both queues that need a consumer have one: the command
 queue (a command worker) and the maintenance queue (the maintenance worker). A
 container healthcheck thus catches a dead command worker even while the maintenance
-worker still answers.
+worker still answers. `--queue commands` / `--queue maintenance` check one queue's
+consumers only: each worker container's healthcheck asks about the queue it serves, so
+a dead maintenance worker does not mark the command workers unhealthy (or the reverse).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -83,12 +86,29 @@ def queue_consumers(settings: Settings, timeout: float) -> dict[str, list[str]]:
     return consumers
 
 
-def check_consumers(settings: Settings, timeout: float) -> list[Check]:
-    """One check per queue that needs a consumer: commands, and maintenance."""
-    needed = [
-        ("command workers", settings.command_queue, "orderq worker"),
-        ("maintenance worker", settings.maintenance_queue, "orderq maintenance worker"),
-    ]
+class Queues(StrEnum):
+    """Which queues `orderq health` requires a consumer for."""
+
+    commands = "commands"
+    maintenance = "maintenance"
+    all = "all"
+
+
+def needed_consumers(settings: Settings, queues: Queues) -> list[tuple[str, str, str]]:
+    """(check name, queue, the command that serves it) for each queue to check."""
+    needed = []
+    if queues in (Queues.commands, Queues.all):
+        needed.append(("command workers", settings.command_queue, "orderq worker"))
+    if queues in (Queues.maintenance, Queues.all):
+        needed.append(
+            ("maintenance worker", settings.maintenance_queue, "orderq maintenance worker")
+        )
+    return needed
+
+
+def check_consumers(settings: Settings, timeout: float, queues: Queues = Queues.all) -> list[Check]:
+    """One check per queue that needs a consumer: commands, maintenance, or both."""
+    needed = needed_consumers(settings, queues)
     try:
         consumers = queue_consumers(settings, timeout)
     except Exception as error:
@@ -109,15 +129,15 @@ def check_consumers(settings: Settings, timeout: float) -> list[Check]:
     return checks
 
 
-def run_checks(settings: Settings, timeout: float) -> list[Check]:
+def run_checks(settings: Settings, timeout: float, queues: Queues = Queues.all) -> list[Check]:
     broker = check_broker(settings, timeout)
     database, migrations = check_database(settings, timeout)
     if broker.ok:
-        consumers = check_consumers(settings, timeout)
+        consumers = check_consumers(settings, timeout, queues)
     else:
         consumers = [
             Check(name, False, "not checked: broker unreachable")
-            for name in ("command workers", "maintenance worker")
+            for name, _, _ in needed_consumers(settings, queues)
         ]
     return [broker, database, migrations, *consumers]
 
@@ -127,11 +147,20 @@ def health(
         float, typer.Option("--timeout", min=0.1, max=60, help="Seconds per check.")
     ] = 3.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    queues: Annotated[
+        Queues,
+        typer.Option(
+            "--queue",
+            case_sensitive=False,
+            help="Whose consumers to require: the command queue, the maintenance queue, or "
+            "both (a worker container checks the queue it serves).",
+        ),
+    ] = Queues.all,
 ) -> None:
     """Check broker, database, migrations, and that the command queue and the maintenance
     queue each have a consumer; exit 1 if anything is unhealthy."""
     settings = resolved_settings(quiet=True)
-    checks = run_checks(settings, timeout)
+    checks = run_checks(settings, timeout, queues)
     healthy = all(check.ok for check in checks)
     if as_json:
         typer.echo(json.dumps({"healthy": healthy, "checks": [asdict(c) for c in checks]}))

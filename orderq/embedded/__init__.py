@@ -91,6 +91,9 @@ def ensure_running(data_dir: Path) -> EmbeddedServers:
     data_dir = _folder(data_dir)
     if data_dir in _started:
         return _started[data_dir]
+    # Without the `embedded` extra, say so before creating anything in the data folder.
+    postgres.import_pgserver()
+    redis.redis_executable()
     with _lock(data_dir):
         database = postgres.ensure_postgres(data_dir)
         broker = redis.ensure_redis(data_dir)

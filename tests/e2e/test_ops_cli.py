@@ -61,8 +61,8 @@ def test_db_report_on_an_unreachable_database_is_one_clear_error():
     assert "could not read the database statistics" in result.stderr
 
 
-def health(env: dict[str, str] | None = None) -> tuple[int, dict]:
-    result = orderq("health", "--json", "--timeout", "2", env=env)
+def health(env: dict[str, str] | None = None, *arguments: str) -> tuple[int, dict]:
+    result = orderq("health", "--json", "--timeout", "2", *arguments, env=env)
     return result.returncode, {c["name"]: c for c in json.loads(result.stdout)["checks"]}
 
 
@@ -105,6 +105,8 @@ def test_health_fails_with_only_the_maintenance_worker_running(migrated_database
     )
     with maintenance.running():
         code, checks = health(queues)
+        commands_code, commands_checks = health(queues, "--queue", "commands")
+        maintenance_code, maintenance_checks = health(queues, "--queue", "maintenance")
 
     assert code == 1
     assert checks["maintenance worker"]["ok"]
@@ -113,6 +115,12 @@ def test_health_fails_with_only_the_maintenance_worker_running(migrated_database
         f"nothing consumes {queues['ORDERQ_COMMAND_QUEUE']}" in checks["command workers"]["detail"]
     )
     assert "orderq worker" in checks["command workers"]["detail"]
+    # what the two containers' healthchecks ask: each about the queue it serves
+    assert commands_code == 1
+    assert not commands_checks["command workers"]["ok"]
+    assert "maintenance worker" not in commands_checks
+    assert maintenance_code == 0, maintenance_checks
+    assert "command workers" not in maintenance_checks
 
 
 def test_health_fails_when_the_broker_is_unreachable(migrated_database):

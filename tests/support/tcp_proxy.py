@@ -117,6 +117,12 @@ class TcpProxy:
         if not self._accepting.is_set():
             self._listen()
 
+    @property
+    def connections_held(self) -> int:
+        """Connections accepted while black-holed and not answered yet."""
+        with self._lock:
+            return len(self._held)
+
     def restore(self) -> None:
         """Accept and forward again, on the same port."""
         if self._silent.is_set():

