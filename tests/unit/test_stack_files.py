@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import shlex
 import tomllib
-from fnmatch import fnmatch
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
