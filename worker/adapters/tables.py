@@ -151,6 +151,13 @@ command_deliveries = Table(
         "idempotency_key",
         postgresql_where=text(one_of("state", DEAD)),
     ),
+    # serves: the metrics' queue depth and oldest queued command, on every scrape (only
+    # the commands no worker has taken yet; decided ones stay `running`)
+    Index(
+        "ix_command_deliveries_queued_created_at",
+        "created_at",
+        postgresql_where=text(f"state = '{DeliveryState.QUEUED}'"),
+    ),
 )
 
 # -- catalogue and stock ----------------------------------------------------------------
