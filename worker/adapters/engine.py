@@ -7,14 +7,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from producers.database import build_engine
 from worker.adapters.orm import start_mappers
+from worker.adapters.pool_metrics import observed_queue_pool
 from worker.adapters.slow_statements import install_slow_statement_log
 from worker.settings import WorkerSettings
 
 
 def build_worker_engine(settings: WorkerSettings) -> Engine:
-    """An engine with the worker's pool and the slow-statement log."""
+    """An engine with the worker's pool (reporting its pressure as metrics) and the
+    slow-statement log."""
     engine = build_engine(
         settings,
+        poolclass=observed_queue_pool(settings.application_name, settings.pool_max_overflow),
         pool_size=settings.pool_size,
         max_overflow=settings.pool_max_overflow,
         pool_timeout=settings.pool_timeout_seconds,

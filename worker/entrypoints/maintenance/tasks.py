@@ -18,7 +18,7 @@ from worker.service.maintenance.catalog import JOBS, Job
 def _maintenance_task(job: Job) -> Task:
     @app.task(name=job.task_name, ignore_result=True)
     def run_job() -> dict[str, Any]:
-        return job.run(app.services.maintenance).as_dict()
+        return job.perform(app.services.maintenance).as_dict()
 
     return run_job
 

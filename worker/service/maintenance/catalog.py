@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter
 
 from sqlalchemy import Engine
 
 from worker.service.maintenance import ledger, republish, statistics
 from worker.service.maintenance.loans import LOAN_SWEEPS
 from worker.service.maintenance.orders import EXPIRE_UNPAID_ORDERS
-from worker.service.maintenance.report import RunReport
+from worker.service.maintenance.report import RunReport, log_run
 from worker.service.maintenance.republish import SendCommand
 from worker.service.maintenance.sweeps import CommandSweep, run_sweep
+from worker.service.observer import NO_OBSERVER, RunObserver
 from worker.service.runner import CommandRunner
 from worker.settings import WorkerSettings
 
@@ -31,6 +33,7 @@ class MaintenanceContext:
     engine: Engine
     runner: CommandRunner
     send: SendCommand
+    observer: RunObserver = NO_OBSERVER
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,22 @@ class Job:
     def interval(self, settings: WorkerSettings) -> int:
         """Seconds between runs; 0 means not scheduled."""
         return int(getattr(settings, self.schedule_setting))
+
+    def perform(self, ctx: MaintenanceContext) -> RunReport:
+        """Run the job once: log one line about the run and tell the context's observer
+        (metrics). What `run` raises is raised again."""
+        started = perf_counter()
+        try:
+            report = self.run(ctx)
+        except Exception as error:
+            seconds = perf_counter() - started
+            log_run(self.name, None, seconds, error)
+            ctx.observer.maintenance_run(self.name, None, seconds, error)
+            raise
+        seconds = perf_counter() - started
+        log_run(self.name, report, seconds, None)
+        ctx.observer.maintenance_run(self.name, report, seconds, None)
+        return report
 
 
 def sweep_job(sweep: CommandSweep, summary: str) -> Job:
