@@ -12,13 +12,22 @@ import sys
 from typing import Any
 
 from celery import Celery
-from celery.signals import beat_init, celeryd_init, worker_process_init
+from celery.signals import (
+    beat_init,
+    celeryd_init,
+    worker_process_init,
+    worker_process_shutdown,
+)
 
 from producers.broker import publish_retry_policy
 from producers.errors import ConfigurationError
+from worker.adapters import metrics, tracing
 from worker.entrypoints.celery_config import celery_config
+from worker.entrypoints.log_format import configure_logging
 from worker.service.bootstrap import Services, bootstrap
 from worker.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
 
 TASK_MODULES = [
     "worker.entrypoints.tasks",
@@ -60,27 +69,61 @@ class OrderqCelery(Celery):
             self._services.after_fork()
 
     def require_servers(self) -> None:
-        """Exit with a one-line message unless both URLs are configured."""
+        """Exit with a one-line message unless both URLs are configured (and tracing,
+        if asked for, can start)."""
         try:
             self.settings.require_broker_url()
             self.settings.require_database_url()
+            tracing.check_tracing(self.settings)
         except ConfigurationError as error:
             print(f"orderq: {error}", file=sys.stderr)
             raise SystemExit(2) from None
 
+    def start_tracing(self, service_name: str) -> None:
+        """Trace this process if the OTEL_* settings ask for it (see adapters/tracing.py)."""
+        try:
+            tracing.configure_tracing(self.settings, service_name=service_name)
+        except ConfigurationError as error:  # checked at start-up; only a race gets here
+            log.error("tracing not started: %s", error)
+
 
 app = OrderqCelery(WorkerSettings())
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+configure_logging(app.settings)
 
 
 @celeryd_init.connect
 @beat_init.connect
 def _refuse_without_servers(**_: object) -> None:
     app.require_servers()
+    metrics.prepare_multiprocess_dir(app.settings)
+
+
+@celeryd_init.connect
+def _forget_dead_processes(**_: object) -> None:
+    """Live gauges (the pool's) left by processes of an earlier run that were killed."""
+    metrics.forget_dead_processes(app.settings)
+
+
+@beat_init.connect
+def _trace_beat(**_: object) -> None:
+    app.start_tracing("orderq-beat")
 
 
 @worker_process_init.connect
 def _fresh_pool_after_fork(**_: object) -> None:
-    """A forked child must not reuse the parent's database connections."""
+    """A forked child must not reuse the parent's database connections (nor its tracer:
+    the span exporter's thread does not survive a fork)."""
     app.forget_inherited_connections()
+    app.start_tracing("orderq-worker")
+
+
+@worker_process_shutdown.connect
+def _child_exits(pid: int | None = None, **_: object) -> None:
+    """Sent in a pool process that exits cleanly: export its last spans and drop its live
+    gauges (its counters stay counted). A killed one is swept at the next start."""
+    active = tracing.active()
+    if active is not None:
+        active.flush()
+    if pid is not None:
+        metrics.forget_process(app.settings, pid)
