@@ -14,7 +14,7 @@ COPY migrations ./migrations
 # Editable install: `orderq migrate` finds alembic.ini and migrations/ next to the code.
 RUN pip install -e . \
     && useradd --create-home --uid 10001 orderq \
-    && mkdir -p /app/.orderq \
+    && mkdir -p /app/.orderq/metrics \
     && chown -R orderq /app
 
 USER orderq
