@@ -94,17 +94,19 @@ POOL_CHECKOUT_SECONDS = Histogram(
 
 # -- maintenance ----------------------------------------------------------------------------
 
+# The maintenance job's label is `task`, not `job`: Prometheus gives every scraped series
+# a `job` label of its own (the scrape job) and would rename ours to `exported_job`.
 MAINTENANCE_RUNS = Counter(
     "orderq_maintenance_runs",
     "Maintenance job runs by result: succeeded, skipped (another run held the job's "
     "advisory lock) or failed",
-    ["job", "result"],
+    ["task", "result"],
 )
 MAINTENANCE_LAST_SUCCESS = Gauge(
     "orderq_maintenance_last_success_timestamp_seconds",
     "Unix time of the job's last successful run (by any process since the metrics "
     "folder was created)",
-    ["job"],
+    ["task"],
     multiprocess_mode="max",
 )
 
