@@ -68,7 +68,8 @@ class FaultRig:
             publisher.close()
         with contextlib.suppress(redis.RedisError):
             client = redis.Redis.from_url(self.broker_url, socket_timeout=2)
-            keys = list(client.scan_iter(match=f"{self.queue}*"))
+            # the queue's lists and kombu's binding keys for it
+            keys = list(client.scan_iter(match=f"*{self.queue}*"))
             if keys:
                 client.delete(*keys)
             client.close()
