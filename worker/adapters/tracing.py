@@ -98,18 +98,14 @@ def configure_tracing(
         return None
     if _active is not None:
         return _active
-    try:
-        from opentelemetry import trace
-        from opentelemetry.instrumentation.celery import CeleryInstrumentor
-        from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    except ImportError as missing:
-        raise ConfigurationError(
-            f"tracing is configured (OTEL_* variables) but its packages are missing: {EXTRA} "
-            f"({missing})"
-        ) from None
+    _require_extra()
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     provider = TracerProvider(
         resource=Resource.create({"service.name": settings.otel_service_name or service_name})
     )
@@ -132,6 +128,13 @@ def check_tracing(settings: WorkerSettings) -> None:
     that would each fail."""
     if not tracing_requested(settings):
         return
+    _require_extra()
+    for exporter in _exporters(settings):
+        exporter.shutdown()
+
+
+def _require_extra() -> None:
+    """Raise `ConfigurationError` naming the extra unless its packages import."""
     try:
         import opentelemetry.instrumentation.celery
         import opentelemetry.instrumentation.psycopg
@@ -141,8 +144,6 @@ def check_tracing(settings: WorkerSettings) -> None:
             f"tracing is configured (OTEL_* variables) but its packages are missing: {EXTRA} "
             f"({missing})"
         ) from None
-    for exporter in _exporters(settings):
-        exporter.shutdown()
 
 
 def _exporters(settings: WorkerSettings) -> list[SpanExporter]:
