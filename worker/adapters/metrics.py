@@ -14,6 +14,7 @@ its file) appears when first recorded.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -162,7 +163,8 @@ def forget_dead_processes(settings: WorkerSettings) -> list[int]:
         if found and not _alive(int(found.group(1))):
             dead.add(int(found.group(1)))
     for pid in dead:
-        multiprocess.mark_process_dead(pid, str(folder))
+        with contextlib.suppress(FileNotFoundError):  # another process swept it first
+            multiprocess.mark_process_dead(pid, str(folder))
     return sorted(dead)
 
 

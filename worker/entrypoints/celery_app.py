@@ -112,16 +112,18 @@ def _trace_beat(**_: object) -> None:
 
 @worker_process_init.connect
 def _fresh_pool_after_fork(**_: object) -> None:
-    """A forked child must not reuse the parent's database connections (nor its tracer:
-    the span exporter's thread does not survive a fork)."""
+    """A forked child must not reuse the parent's database connections; it starts its
+    own tracer (an exporter's thread does not survive a fork). A new child often
+    replaces a killed one: drop the live gauges that one left."""
     app.forget_inherited_connections()
     app.start_tracing("orderq-worker")
+    metrics.forget_dead_processes(app.settings)
 
 
 @worker_process_shutdown.connect
 def _child_exits(pid: int | None = None, **_: object) -> None:
     """Sent in a pool process that exits cleanly: export its last spans and drop its live
-    gauges (its counters stay counted). A killed one is swept at the next start."""
+    gauges (its counters stay counted). A killed one is swept by the next child."""
     active = tracing.active()
     if active is not None:
         active.flush()
