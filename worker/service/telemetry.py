@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from worker.adapters import metrics, tracing
 from worker.domain.errors import IdempotencyKeyReused
@@ -46,10 +46,19 @@ class Telemetry:
     def __init__(self, settings: WorkerSettings) -> None:
         self.log_decisions = settings.log_format == "json"
         self._complained = False
+        # labelled children, looked up once: `labels()` is most of a metric update's cost
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def attempt_counted(self, delivery: Delivery) -> None:
         try:
-            metrics.ATTEMPTS.labels(delivery.command_type).inc()
+            self._child(metrics.ATTEMPTS, delivery.command_type).inc()
         except Exception as error:
             self._complain(error)
 
@@ -63,20 +72,21 @@ class Telemetry:
 
     def _record(self, delivery: Delivery, outcome: Outcome, now: float) -> None:
         label = outcome_label(outcome)
-        metrics.COMMANDS.labels(delivery.command_type, label).inc()
+        self._child(metrics.COMMANDS, delivery.command_type, label).inc()
         decided = label not in (REPLAYED, REUSED)
         latency = delivery.decision_seconds(now) if decided else None
         if latency is not None:
-            metrics.DECISION_SECONDS.labels(delivery.command_type).observe(latency)
-        tracing.annotate(
-            {
-                "orderq.key": delivery.key,
-                "orderq.command_type": delivery.command_type,
-                "orderq.outcome": label,
-                "orderq.reason": outcome.reason,
-                "orderq.attempt": delivery.attempt,
-            }
-        )
+            self._child(metrics.DECISION_SECONDS, delivery.command_type).observe(latency)
+        if tracing.active() is not None:
+            tracing.annotate(
+                {
+                    "orderq.key": delivery.key,
+                    "orderq.command_type": delivery.command_type,
+                    "orderq.outcome": label,
+                    "orderq.reason": outcome.reason,
+                    "orderq.attempt": delivery.attempt,
+                }
+            )
         if self.log_decisions:
             log.info(
                 "command %s",
@@ -99,7 +109,7 @@ class Telemetry:
     ) -> None:
         try:
             result = maintenance_result(report, error)
-            metrics.MAINTENANCE_RUNS.labels(job, result).inc()
+            self._child(metrics.MAINTENANCE_RUNS, job, result).inc()
             if result == "succeeded":
                 metrics.MAINTENANCE_LAST_SUCCESS.labels(job).set(time.time())
         except Exception as failure:
