@@ -114,7 +114,7 @@ def test_maintenance_runs_are_counted_by_result_and_logged_once_each(services, e
     assert started <= last <= time.time()
     lines = [r for r in caplog.records if r.name == "orderq.maintenance"]
     assert [r.result for r in lines] == ["succeeded", "skipped"]
-    assert lines[0].job == job.name and lines[0].figures == report.figures
+    assert lines[0].task == job.name and lines[0].figures == report.figures
 
 
 def test_a_failing_job_is_counted_and_its_error_raised(services, caplog):

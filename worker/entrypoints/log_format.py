@@ -6,7 +6,7 @@ JSON object (structlog's ProcessorFormatter on the root handler): `timestamp`, `
 tracing is on, the `trace_id` of the current span. orderq's own
 structured lines are one per decided command (logger `orderq.decisions`: key, type,
 outcome, reason, attempt, duration, trace id) and one per maintenance run
-(`orderq.maintenance`: job, result, duration, figures).
+(`orderq.maintenance`: task, result, duration, figures).
 
 Celery's own per-task INFO lines ("received", "succeeded in") say less than the
 decision line, so the JSON format leaves them out (warnings and errors still show).

@@ -55,9 +55,9 @@ def locked(engine: Engine, task: str, body: Callable[[RunReport], None]) -> RunR
 def log_run(
     job: str, report: RunReport | None, seconds: float, error: BaseException | None
 ) -> None:
-    """One log line per run (with ORDERQ_LOG_FORMAT=json, one JSON object with the job,
+    """One log line per run (with ORDERQ_LOG_FORMAT=json, one JSON object with the task,
     its result, duration and figures)."""
-    fields: dict[str, Any] = {"job": job, "duration_ms": round(seconds * 1000, 3)}
+    fields: dict[str, Any] = {"task": job, "duration_ms": round(seconds * 1000, 3)}
     if error is not None or report is None:
         problem = f"{error.__class__.__name__}: {error}" if error is not None else "no report"
         log.error(
