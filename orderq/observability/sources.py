@@ -96,7 +96,9 @@ class BrokerQueues:
             for queue in queues:
                 try:
                     depths[queue] = channel.queue_declare(queue=queue, passive=True)[1]
-                except connection.channel_errors:
+                except connection.channel_errors as error:
+                    if not _not_found(error):
+                        raise
                     depths[queue] = 0
                     channel.close()  # RabbitMQ closes a channel after a failed declare
                     channel = connection.channel()
@@ -108,3 +110,9 @@ class BrokerQueues:
         if self._connection is not None:
             connection, self._connection = self._connection, None
             connection.release()
+
+
+def _not_found(error: Exception) -> bool:
+    """The passive declare's "no such queue" (RabbitMQ's 404; kombu's Redis says the
+    same), as opposed to any other channel error."""
+    return getattr(error, "code", None) == 404 or "NOT_FOUND" in str(error)

@@ -60,7 +60,16 @@ class Stage:
         return self.settings.command_queue
 
     def scrape(self) -> Samples:
-        return self.metrics.scrape()
+        """A scrape in which both sources answered (on a busy machine one can miss its
+        timeout: its gauges are then absent from that scrape, by design)."""
+        return eventually(
+            self.metrics.scrape,
+            until=lambda s: all(
+                s.value("orderq_metrics_source_up", source=source) == 1
+                for source in ("database", "broker")
+            ),
+            what="a scrape with the database and the broker answering",
+        )
 
     def worker(self) -> WorkerProcess:
         worker = WorkerProcess(concurrency=2, env=self.env, name="metrics-worker")
