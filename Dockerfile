@@ -31,7 +31,7 @@ RUN pip install /tmp/dist/*.whl \
 # A named volume mounted on /app/.orderq/flower starts as a copy of this folder, owner
 # included, so Flower can write its state there.
 RUN useradd --create-home --uid 10001 orderq \
-    && mkdir -p /app/.orderq/flower \
+    && mkdir -p /app/.orderq/flower /app/.orderq/metrics \
     && chown -R orderq:orderq /app
 WORKDIR /app
 USER orderq

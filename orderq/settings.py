@@ -39,6 +39,13 @@ class Settings(WorkerSettings, HttpSettings):
     # local development only: lets Flower run without credentials
     dev_mode: bool = False
 
+    # -- `orderq metrics serve`: Prometheus metrics (docs/observability.md) -----------------
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9532, ge=1, le=65535)
+    # each scrape runs a few indexed queries; one that takes longer is cut off and the
+    # scrape reports the database as unreachable instead of hanging
+    metrics_query_timeout_ms: int = Field(default=2000, ge=100)
+
     @property
     def uses_embedded_servers(self) -> bool:
         """True when no URL is configured: orderq runs its own PostgreSQL and Redis."""

@@ -85,6 +85,9 @@ class Attempt:
     state: str
     error: str | None = None
     decided: LedgerEntry | None = None
+    #: seconds since the key was first recorded (accepted by a tracked publish or the
+    #: first delivery), by the database's clock
+    accepted_seconds_ago: float = 0.0
 
     @property
     def is_dead(self) -> bool:
@@ -168,6 +171,17 @@ class StuckCommand:
 
 
 @dataclass(frozen=True)
+class Backlog:
+    """What is waiting, for monitoring: commands accepted but not yet taken by a worker
+    (`queued`, no outcome) and dead letters still waiting for an operator."""
+
+    queued: int
+    #: age of the oldest queued command, 0 when none is queued
+    oldest_queued_seconds: float
+    dead_letters: int
+
+
+@dataclass(frozen=True)
 class CommandCounts:
     """Dead letters by state, and commands with no outcome after `stuck_after_seconds`."""
 
@@ -190,6 +204,11 @@ _DELIVERY_FROM = f"""
     LEFT JOIN command_ledger l
         ON l.idempotency_key = d.idempotency_key AND l.status IN ({_DECIDED})
 """
+#: the delivery row `d` has no outcome in the ledger
+_NOT_DECIDED = f"""NOT EXISTS (
+        SELECT 1 FROM command_ledger l
+        WHERE l.idempotency_key = d.idempotency_key AND l.status IN ({_DECIDED})
+    )"""
 
 _RECORD_QUEUED = """
     INSERT INTO command_deliveries (idempotency_key, command_type, fingerprint, payload)
@@ -307,11 +326,12 @@ _COUNT_ATTEMPT = f"""
             state = CASE WHEN d.state = '{DeliveryState.QUEUED}'
                          THEN '{DeliveryState.RUNNING}' ELSE d.state END,
             updated_at = now()
-        RETURNING d.attempts, d.state, coalesce(d.discard_reason, d.last_error) AS error
+        RETURNING d.attempts, d.state, coalesce(d.discard_reason, d.last_error) AS error,
+                  extract(epoch FROM now() - d.created_at)::float8 AS age
     )
     SELECT counted.attempts, counted.state, counted.error,
            decided.command_type, decided.fingerprint,
-           decided.status, decided.result, decided.reason
+           decided.status, decided.result, decided.reason, counted.age
     FROM counted LEFT JOIN decided ON true
 """
 _RECORD_ERROR = """
@@ -352,10 +372,7 @@ _PURGE_BATCH = f"""
 _STUCK_WHERE = f"""
     d.state IN ({_PENDING})
     AND d.updated_at < now() - make_interval(secs => %(older_than)s)
-    AND NOT EXISTS (
-        SELECT 1 FROM command_ledger l
-        WHERE l.idempotency_key = d.idempotency_key AND l.status IN ({_DECIDED})
-    )
+    AND {_NOT_DECIDED}
 """
 _CLAIM_STUCK = f"""
     SELECT d.idempotency_key, d.command_type, d.payload
@@ -374,6 +391,20 @@ _MARK_REPUBLISHED = """
     WHERE idempotency_key = ANY(%s)
 """
 _COUNT_STUCK = f"SELECT count(*) FROM command_deliveries d WHERE {_STUCK_WHERE}"
+# For every scrape of the metrics: the queued rows through their own small partial index
+# (ix_command_deliveries_queued_created_at), the dead letters through theirs; the ledger
+# is probed per row by its unique key. A queued row whose key has an outcome anyway
+# (stored without a counted attempt, e.g. `rejected: invalid_command`) is not waiting.
+_BACKLOG = f"""
+    SELECT
+        (SELECT count(*) FROM command_deliveries d
+         WHERE d.state = '{DeliveryState.QUEUED}' AND {_NOT_DECIDED}),
+        (SELECT coalesce(extract(epoch FROM now() - min(d.created_at)), 0)::float8
+         FROM command_deliveries d
+         WHERE d.state = '{DeliveryState.QUEUED}' AND {_NOT_DECIDED}),
+        (SELECT count(*) FROM command_deliveries d
+         WHERE d.state = '{DeliveryState.FAILED}' AND {_NOT_DECIDED})
+"""
 _COUNT_DEAD = f"""
     SELECT state, count(*) FROM command_deliveries WHERE state IN ({_DEAD}) GROUP BY state
 """
@@ -547,13 +578,13 @@ class CommandLog:
                 "payload": Jsonb(payload),
             },
         )
-        attempts, state, error, ledger_type, ledger_fingerprint, status, result, reason = row
+        attempts, state, error, ledger_type, ledger_fingerprint, status, result, reason, age = row
         decided = (
             LedgerEntry(key, ledger_type, ledger_fingerprint, status, result, reason)
             if status is not None
             else None
         )
-        return Attempt(attempts, state, error, decided)
+        return Attempt(attempts, state, error, decided, age)
 
     def record_error(self, key: str, error: str) -> None:
         """Remember the latest failure of a key that will be retried."""
@@ -602,6 +633,11 @@ class CommandLog:
             stuck=stuck,
             stuck_after_seconds=stuck_after_seconds,
         )
+
+    def backlog(self) -> Backlog:
+        """Queued commands (count, oldest age) and dead letters, in one cheap statement."""
+        queued, oldest, dead_letters = self._one(_BACKLOG, ())
+        return Backlog(queued, oldest, dead_letters)
 
     # -- operators: dead letters -----------------------------------------------------------
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import AliasChoices, Field, PositiveFloat, PositiveInt, model_validator
 
 from producers.settings import ProducerSettings
 from worker.domain.loans import LoanPolicy
@@ -111,6 +112,41 @@ class WorkerSettings(ProducerSettings):
     # statements slower than this are logged with their duration and shape (never their
     # parameters); a negative value turns the log off
     slow_statement_ms: float = 100.0
+
+    # -- observability: metrics, logs, traces (docs/observability.md) ---------------------
+    # "human" (the default) or "json": one JSON object per line, including one line per
+    # decided command and per maintenance run.
+    log_format: Literal["human", "json"] = "human"
+    # prometheus_client's multiprocess mode: every orderq process (prefork children too)
+    # writes its metrics to files here and `orderq metrics serve` adds them up.
+    # prometheus_client reads the variable itself; orderq reads it from here.
+    prometheus_multiproc_dir: Path | None = Field(
+        default=None, validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR")
+    )
+    # OpenTelemetry tracing (the `tracing` extra), set by the standard OTEL_* variables;
+    # off unless an exporter or an OTLP endpoint is configured. The exporter reads the
+    # rest (headers, timeouts, TLS) from the environment itself.
+    otel_traces_exporter: str | None = Field(
+        default=None, validation_alias=AliasChoices("OTEL_TRACES_EXPORTER")
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+    otel_exporter_otlp_protocol: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"
+        ),
+    )
+    otel_service_name: str | None = Field(
+        default=None, validation_alias=AliasChoices("OTEL_SERVICE_NAME")
+    )
+    otel_sdk_disabled: bool = Field(
+        default=False, validation_alias=AliasChoices("OTEL_SDK_DISABLED")
+    )
 
     # -- testing only: deterministic fault injection, see worker/service/failpoints.py ----
     failpoints: str = ""

@@ -13,6 +13,7 @@ from orderq.cli.dead_letters import dead_letters_app
 from orderq.cli.flower import flower
 from orderq.cli.health import health
 from orderq.cli.maintenance import maintenance_app
+from orderq.cli.metrics import metrics_app
 from orderq.cli.orders import orders_app
 from orderq.cli.publish import publish_app, publish_file
 from orderq.cli.serve import serve
@@ -39,6 +40,7 @@ app.add_typer(api_keys_app, name="api-keys")
 app.command("health")(health)
 app.add_typer(db_app, name="db")
 app.add_typer(maintenance_app, name="maintenance")
+app.add_typer(metrics_app, name="metrics")
 app.command("up")(stack.up)
 app.command("down")(stack.down)
 app.command("demo")(demo.demo)

@@ -48,7 +48,7 @@ def run_job(
     from worker.entrypoints.celery_app import app
 
     try:
-        report = job.run(app.services.maintenance)
+        report = job.perform(app.services.maintenance)
     except Exception as error:
         fail(f"{name} failed: {error.__class__.__name__}: {' '.join(str(error).split())}", code=1)
     if as_json:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sys
@@ -21,6 +22,7 @@ from orderq.cli.console import console, err_console, fail, resolved_settings, se
 from orderq.cli.ops import migrate_or_fail
 from orderq.cli.supervisor import Child, Supervisor
 from orderq.embedded.processes import LockHeld, locked
+from orderq.settings import Settings
 
 FLOWER_USER = "orderq"
 
@@ -91,16 +93,41 @@ def _api_answers(port: int) -> bool:
     return False
 
 
-def _children(data_dir: Path, concurrency: int, port: int, auth: str, api_port: int):
+def _metrics_folder(settings: Settings, data_dir: Path) -> dict[str, str]:
+    """The environment that makes every child record metrics for `orderq metrics serve`:
+    the configured PROMETHEUS_MULTIPROC_DIR, else a folder of the data dir, emptied
+    first (prometheus_client's advice: a fresh folder per run)."""
+    if settings.prometheus_multiproc_dir is not None:
+        return {}
+    folder = data_dir / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return {"PROMETHEUS_MULTIPROC_DIR": str(folder)}
+
+
+def _children(
+    data_dir: Path,
+    concurrency: int,
+    port: int,
+    auth: str,
+    ports: dict[str, int],
+    env: dict[str, str],
+):
     return [
         Child(
-            "worker", orderq_command("worker", f"--concurrency={concurrency}"), ready_text=" ready."
+            "worker",
+            orderq_command("worker", f"--concurrency={concurrency}"),
+            ready_text=" ready.",
+            env=env,
         ),
-        Child("maintenance", orderq_command("maintenance", "worker"), ready_text=" ready."),
+        Child(
+            "maintenance", orderq_command("maintenance", "worker"), ready_text=" ready.", env=env
+        ),
         Child(
             "beat",
             orderq_command("beat", f"--schedule={data_dir / 'celerybeat-schedule'}"),
             ready_text="beat: Starting",
+            env=env,
         ),
         Child(
             "flower",
@@ -113,8 +140,15 @@ def _children(data_dir: Path, concurrency: int, port: int, auth: str, api_port: 
         ),
         Child(
             "api",
-            orderq_command("serve", "--host=127.0.0.1", f"--port={api_port}"),
+            orderq_command("serve", "--host=127.0.0.1", f"--port={ports['api']}"),
             ready_text="Listening at:",
+            env=env,
+        ),
+        Child(
+            "metrics",
+            orderq_command("metrics", "serve", f"--port={ports['metrics']}", "--host=127.0.0.1"),
+            ready_text="serving metrics on",
+            env=env,
         ),
     ]
 
@@ -129,11 +163,18 @@ def up(
     api_port: Annotated[
         int, typer.Option("--api-port", min=1, max=65535, help="The HTTP API's port (127.0.0.1).")
     ] = 8080,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            "--metrics-port", min=1, max=65535, help="Prometheus metrics' port (127.0.0.1)."
+        ),
+    ] = 9532,
     ready_timeout: Annotated[
         float, typer.Option("--ready-timeout", min=1, help="Seconds to wait for start-up.")
     ] = 120.0,
 ) -> None:
-    """Migrate, then run the workers, beat, Flower and the HTTP API in the foreground
+    """Migrate, then run the workers, beat, Flower, the HTTP API and the metrics server in the
+    foreground
     until Ctrl-C.
 
     With no DATABASE_URL/CELERY_BROKER_URL set, the embedded PostgreSQL and Redis are
@@ -144,8 +185,11 @@ def up(
     data_dir.mkdir(parents=True, exist_ok=True)
     if _listening(flower_port):
         fail(f"port {flower_port} is in use: pick another with --flower-port", code=1)
-    if _listening(api_port):
-        fail(f"port {api_port} is in use: pick another with --api-port", code=1)
+    if len({flower_port, api_port, metrics_port}) < 3:
+        fail("--flower-port, --api-port and --metrics-port must differ", code=2)
+    for flag, port in (("--api-port", api_port), ("--metrics-port", metrics_port)):
+        if _listening(port):
+            fail(f"port {port} is in use: pick another with {flag}", code=1)
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(locked(data_dir / "up.lock", wait=0, what="orderq up"))
@@ -162,13 +206,23 @@ def up(
             if generated
             else configured.get_secret_value()  # type: ignore[union-attr]
         )
-        supervisor = Supervisor(_children(data_dir, concurrency, flower_port, auth, api_port))
+        env = _metrics_folder(settings, data_dir)
+        supervisor = Supervisor(
+            _children(
+                data_dir,
+                concurrency,
+                lambda: _listening(flower_port) and _api_answers(api_port),
+                auth,
+                {"api": api_port, "metrics": metrics_port},
+                env,
+            )
+        )
         code = _run(
             supervisor,
             data_dir,
-            lambda: _listening(flower_port) and _api_answers(api_port),
+            flower_port,
             ready_timeout,
-            lambda: _say_ready(flower_port, auth, generated, api_port),
+            lambda: _say_ready(flower_port, auth, generated, api_port, metrics_port),
         )
         _state_file(data_dir).unlink(missing_ok=True)
         if settings.uses_embedded_servers:
@@ -203,16 +257,21 @@ def _run(
         except TimeoutError as error:
             problem = str(error)
         finally:
-            console.print("stopping worker, maintenance, beat, flower and api …")
+            console.print(f"stopping {_names(supervisor)} …")
             supervisor.stop()
     if problem:
         err_console.print(f"[bold red]error:[/] {problem}; the others were stopped")
         return 1
-    console.print("stopped worker, maintenance, beat, flower and api")
+    console.print(f"stopped {_names(supervisor)}")
     return 0
 
 
-def _say_ready(port: int, auth: str, generated: bool, api_port: int) -> None:
+def _names(supervisor: Supervisor) -> str:
+    names = [child.name for child in supervisor.children]
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _say_ready(port: int, auth: str, generated: bool, api_port: int, metrics_port: int) -> None:
     user, _, password = auth.partition(":")
     login = (
         f"user [bold]{user}[/] · password [bold]{password}[/] (development credentials)"
@@ -221,12 +280,13 @@ def _say_ready(port: int, auth: str, generated: bool, api_port: int) -> None:
     )
     console.print(
         Panel.fit(
-            "[bold green]orderq is up[/]: worker, maintenance worker, beat, Flower and the "
-            "HTTP API are running\n"
+            "[bold green]orderq is up[/]: worker, maintenance worker, beat, Flower, the "
+            "HTTP API and metrics server are running\n"
             f"Flower: http://127.0.0.1:{port}\n"
             f"  {login}\n"
             f"HTTP API: http://127.0.0.1:{api_port} (docs/http.md)\n"
             "  a token for it: orderq api-keys create --client NAME\n"
+            f"Prometheus metrics: http://127.0.0.1:{metrics_port}/metrics\n"
             "try: orderq demo · orderq publish --help · stop: Ctrl-C",
             title="orderq up",
         ),

@@ -30,6 +30,10 @@ from orderq.http.openapi import openapi_document
 from orderq.http.problems import Problem
 from orderq.http.routes import commands, health, resources
 from orderq.http.services import build_services
+from orderq.observability.asgi import ASGIApp, HttpMetricsMiddleware, metrics_endpoint, traced
+from orderq.observability.registry import metrics_engine, scrape_registry
+from orderq.observability.sources import BrokerQueues
+from worker.adapters.tracing import configure_tracing
 
 if TYPE_CHECKING:
     from orderq.settings import Settings
@@ -56,9 +60,18 @@ def create_app(
     routers: Sequence[APIRouter] = ROUTERS,
     middleware: Sequence[Middleware] = MIDDLEWARE,
 ) -> FastAPI:
-    """The HTTP service on `settings`, whose database and broker URLs are resolved."""
+    """The HTTP service on `settings`, whose database and broker URLs are resolved.
+
+    Besides the routers it serves /metrics (the same content as `orderq metrics serve`
+    plus its own request metrics: scrape one of the two) and, when the OTEL_* settings
+    ask for it, opens the HTTP server span of each request's trace.
+    """
     settings.require_database_url()
     settings.require_broker_url()
+    configure_tracing(settings, service_name="orderq-api")  # a no-op unless OTEL_* is set
+    timeout_ms = settings.metrics_query_timeout_ms
+    scrape_engine = metrics_engine(settings, timeout_ms)  # connects at the first scrape
+    broker = BrokerQueues(settings, timeout_ms / 1000)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,6 +82,8 @@ def create_app(
             yield
         finally:
             await services.stop()
+            broker.close()
+            scrape_engine.dispose()
 
     app = FastAPI(
         title="orderq",
@@ -77,10 +92,11 @@ def create_app(
         docs_url=None,  # no CDN-hosted UI on a production API; /openapi.json is the contract
         redoc_url=None,
         lifespan=lifespan,
-        middleware=list(middleware),
+        middleware=[*middleware, Middleware(HttpMetricsMiddleware)],
     )
     for router in routers:
         app.include_router(router)
+    app.mount("/metrics", metrics_endpoint(scrape_registry(settings, scrape_engine, broker)))
     app.openapi = lambda: openapi_document(app, routers, description(settings))  # type: ignore[method-assign]
     _answer_errors_with_problems(app)
     return app
@@ -131,12 +147,13 @@ def _unavailable(detail: str) -> Response:
     ).response()
 
 
-def app_from_environment() -> FastAPI:
+def app_from_environment() -> ASGIApp:
     """The app on settings read from the environment: the factory `orderq serve` hands
-    the server (each server process builds its own)."""
+    the server (each server process builds its own), inside the HTTP server span when
+    tracing is on."""
     from orderq.settings import Settings
 
-    return create_app(Settings())
+    return traced(create_app(Settings()))
 
 
 __all__ = ["MIDDLEWARE", "ROUTERS", "app_from_environment", "create_app"]

@@ -23,19 +23,15 @@ import psutil
 import pytest
 
 from orderq.embedded import stop
+from tests.support.cli import free_port
 from tests.support.embedded import clean_environment, postmasters, redis_servers
 from tests.support.eventually import eventually
 from tests.support.ids import unique
+from tests.support.metrics import scrape
 from tests.support.scratch import LOGS, scratch_dir, scratch_file
 from tests.support.workers import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def orderq(data_dir: Path, *arguments: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -56,17 +52,17 @@ class Up:
     def __init__(self, data_dir: Path, port: int) -> None:
         self.port = port
         self.api_port = free_port()
+        self.metrics_port = free_port()
         self.log = scratch_file("up-", ".log")
+        arguments = [
+            "up",
+            f"--flower-port={port}",
+            f"--api-port={self.api_port}",
+            f"--metrics-port={self.metrics_port}",
+        ]
         with self.log.open("wb") as output:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "orderq.cli",
-                    "up",
-                    f"--flower-port={port}",
-                    f"--api-port={self.api_port}",
-                ],
+                [sys.executable, "-m", "orderq.cli", *arguments],
                 cwd=PROJECT_ROOT,
                 env=clean_environment(data_dir, COLUMNS="120"),
                 stdout=output,
@@ -160,8 +156,10 @@ def test_up_runs_the_stack_and_ctrl_c_stops_every_process(data_dir, ups):
     assert "orderq.cli flower" in names
     assert "orderq.cli maintenance worker" in names
     assert "orderq.cli serve" in names
-    # worker + 2 pool processes, maintenance + 1, beat, flower, api + its server process
-    assert len(processes) >= 9
+    assert "orderq.cli metrics serve" in names
+    # worker + 2 pool processes, maintenance + 1, beat, flower, api + its server process,
+    # metrics
+    assert len(processes) >= 10
     with urllib.request.urlopen(f"http://127.0.0.1:{up.api_port}/readyz", timeout=10) as ready:
         assert json.loads(ready.read())["database"] == "ok"
 
@@ -186,11 +184,21 @@ def test_up_runs_the_stack_and_ctrl_c_stops_every_process(data_dir, ups):
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["status"] == "succeeded"
 
+    # The metrics server adds up what the stack's processes recorded.
+    metrics = eventually(
+        lambda: scrape(f"http://127.0.0.1:{up.metrics_port}/metrics"),
+        until=lambda s: (
+            s.value("orderq_commands_total", type="upsert_product", outcome="succeeded") == 1
+        ),
+        what="the upsert counted in the metrics",
+    )
+    assert metrics.value("orderq_metrics_source_up", source="database") == 1
+
     up.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
 
     assert up.process.wait(90) == 0, up.output()[-3000:]
     all_exit(processes, timeout=10)
-    assert "stopped worker, maintenance, beat, flower and api" in up.output()
+    assert "stopped worker, maintenance, beat, flower, api and metrics" in up.output()
     # The servers outlive `up` (the next command reuses them) until `orderq down`.
     assert len(postmasters(data_dir)) == 1 and len(redis_servers(data_dir)) == 1
     down = orderq(data_dir, "down")
@@ -217,7 +225,13 @@ def test_up_killed_with_sigkill_leaves_nothing_behind_and_starts_again(data_dir,
     assert len(redis_servers(data_dir)) == 1
 
     # Never two stacks on one data folder.
-    third = orderq(data_dir, "up", f"--flower-port={free_port()}", f"--api-port={free_port()}")
+    third = orderq(
+        data_dir,
+        "up",
+        f"--flower-port={free_port()}",
+        f"--api-port={free_port()}",
+        f"--metrics-port={free_port()}",
+    )
     assert third.returncode == 1
     assert "orderq up is locked by another process" in third.stderr
 

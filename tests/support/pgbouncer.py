@@ -30,6 +30,8 @@ from types import TracebackType
 
 from sqlalchemy.engine import make_url
 
+from tests.support.cli import free_port
+
 #: PgBouncer will not run as root; as root it is started as this user.
 UNPRIVILEGED_USER = "postgres"
 
@@ -49,12 +51,6 @@ def pgbouncer_version() -> str:
         [pgbouncer_binary(), "--version"], capture_output=True, text=True, check=True
     ).stdout
     return output.splitlines()[0].removeprefix("PgBouncer ").strip()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class PgBouncer:

@@ -14,17 +14,11 @@ import socket
 import subprocess
 import time
 
+from tests.support.cli import free_port
 from tests.support.eventually import eventually
 from tests.support.scratch import scratch_dir
 
 REDIS_SERVER = shutil.which("redis-server") or "redis-server"
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class PrivateRedis:

@@ -161,6 +161,13 @@ command_deliveries = Table(
         "created_at",
         postgresql_where=text("published_at IS NULL"),
     ),
+    # serves: the metrics' queue depth and oldest queued command, on every scrape (only
+    # the commands no worker has taken yet; decided ones stay `running`)
+    Index(
+        "ix_command_deliveries_queued_created_at",
+        "created_at",
+        postgresql_where=text(f"state = '{DeliveryState.QUEUED}'"),
+    ),
 )
 
 # -- API keys of the HTTP service: one row per token, stored as its SHA-256 -----------------

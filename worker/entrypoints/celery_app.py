@@ -12,14 +12,23 @@ import sys
 from typing import Any
 
 from celery import Celery
-from celery.signals import beat_init, celeryd_init, worker_process_init
+from celery.signals import (
+    beat_init,
+    celeryd_init,
+    worker_process_init,
+    worker_process_shutdown,
+)
 from kombu.utils.objects import cached_property
 
 from producers.broker import publish_retry_policy
 from producers.errors import ConfigurationError
+from worker.adapters import metrics, tracing
 from worker.entrypoints.celery_config import celery_config
+from worker.entrypoints.log_format import configure_logging
 from worker.service.bootstrap import Services, bootstrap
 from worker.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
 
 TASK_MODULES = [
     "worker.entrypoints.tasks",
@@ -61,9 +70,11 @@ class OrderqCelery(Celery):
             self._services.after_fork()
 
     def require_servers(self) -> None:
-        """Exit with a one-line message (exit code 2) unless both URLs are configured."""
+        """Exit with a one-line message (exit code 2) unless both URLs are configured (and
+        tracing, if asked for, can start)."""
         try:
             self.settings.require_servers()
+            tracing.check_tracing(self.settings)
         except ConfigurationError as error:
             print(f"orderq: {error}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
@@ -86,10 +97,17 @@ class OrderqCelery(Celery):
 
         return OrderqBeat
 
+    def start_tracing(self, service_name: str) -> None:
+        """Trace this process if the OTEL_* settings ask for it (see adapters/tracing.py)."""
+        try:
+            tracing.configure_tracing(self.settings, service_name=service_name)
+        except ConfigurationError as error:  # checked at start-up; only a race gets here
+            log.error("tracing not started: %s", error)
+
 
 app = OrderqCelery(WorkerSettings())
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+configure_logging(app.settings)
 
 
 # A worker checks before its banner; `beat_init` covers a beat embedded in a worker (-B).
@@ -97,9 +115,36 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 @beat_init.connect
 def _refuse_without_servers(**_: object) -> None:
     app.require_servers()
+    metrics.prepare_multiprocess_dir(app.settings)
+
+
+@celeryd_init.connect
+def _forget_dead_processes(**_: object) -> None:
+    """Live gauges (the pool's) left by processes of an earlier run that were killed."""
+    metrics.forget_dead_processes(app.settings)
+
+
+@beat_init.connect
+def _trace_beat(**_: object) -> None:
+    app.start_tracing("orderq-beat")
 
 
 @worker_process_init.connect
 def _fresh_pool_after_fork(**_: object) -> None:
-    """A forked child must not reuse the parent's database connections."""
+    """A forked child must not reuse the parent's database connections; it starts its
+    own tracer (an exporter's thread does not survive a fork). A new child often
+    replaces a killed one: drop the live gauges that one left."""
     app.forget_inherited_connections()
+    app.start_tracing("orderq-worker")
+    metrics.forget_dead_processes(app.settings)
+
+
+@worker_process_shutdown.connect
+def _child_exits(pid: int | None = None, **_: object) -> None:
+    """Sent in a pool process that exits cleanly: export its last spans and drop its live
+    gauges (its counters stay counted). A killed one is swept by the next child."""
+    active = tracing.active()
+    if active is not None:
+        active.flush()
+    if pid is not None:
+        metrics.forget_process(app.settings, pid)

@@ -16,7 +16,9 @@ from worker.adapters.engine import build_session_factory, build_worker_engine
 from worker.service.failpoints import Failpoints
 from worker.service.maintenance.catalog import MaintenanceContext
 from worker.service.maintenance.republish import SendCommand
+from worker.service.observer import RunObserver
 from worker.service.runner import CommandRunner
+from worker.service.telemetry import Telemetry
 from worker.settings import WorkerSettings
 
 
@@ -29,11 +31,12 @@ class Services:
     session_factory: sessionmaker[Session]
     runner: CommandRunner
     send_command: SendCommand
+    observer: RunObserver
     maintenance: MaintenanceContext = field(init=False)
 
     def __post_init__(self) -> None:
         self.maintenance = MaintenanceContext(
-            self.settings, self.engine, self.runner, self.send_command
+            self.settings, self.engine, self.runner, self.send_command, self.observer
         )
 
     def after_fork(self) -> None:
@@ -56,8 +59,10 @@ def bootstrap(
 
     `send_command` publishes a stored command message (maintenance re-sends stuck
     commands through it); `engine` lets a caller share one it already has (tests).
+    Metrics, decision logs and trace attributes are recorded by a `Telemetry` observer.
     """
     engine = engine or build_worker_engine(settings)
     session_factory = build_session_factory(engine)
-    runner = CommandRunner(settings, engine, session_factory, failpoints)
-    return Services(settings, engine, session_factory, runner, send_command)
+    observer = Telemetry(settings)
+    runner = CommandRunner(settings, engine, session_factory, failpoints, observer)
+    return Services(settings, engine, session_factory, runner, send_command, observer)

@@ -43,6 +43,7 @@ from worker.service.context import CommandContext
 from worker.service.executor import execute, replay
 from worker.service.failpoints import Failpoints
 from worker.service.handlers import handler_for, recovery_for
+from worker.service.observer import NO_OBSERVER, Delivery, RunObserver
 from worker.service.outcome import Outcome
 from worker.service.unit_of_work import UnitOfWork
 from worker.settings import WorkerSettings
@@ -70,12 +71,14 @@ class CommandRunner:
         engine: Engine,
         session_factory: sessionmaker[Session],
         failpoints: Failpoints | None = None,
+        observer: RunObserver = NO_OBSERVER,
     ) -> None:
         self.settings = settings
         self.session_factory = session_factory
         self.deliveries = DeliveryLog(engine)
         self.failpoints = failpoints or Failpoints(settings.failpoints, settings.failpoint_dir)
         self.loan_policy = settings.loan_policy()
+        self.observer = observer
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -85,6 +88,10 @@ class CommandRunner:
         `retries` is the broker-side retry count: it paces and bounds retries when
         the database cannot count attempts itself.
         """
+        delivery = Delivery(expected_type)
+        return self._observed(delivery, self._run(message, expected_type, retries, delivery))
+
+    def _run(self, message: Any, expected_type: str, retries: int, delivery: Delivery) -> Result:
         try:
             command = self._parse(message, expected_type)
         except InvalidCommand as invalid:
@@ -99,8 +106,11 @@ class CommandRunner:
             # A duplicate of a decided key: its outcome, no attempt used, nothing run.
             return replay(attempt.decided, command.fingerprint())
         if attempt.is_dead:
-            # A dead letter is not run again until an operator replays it.
-            return Outcome.failed(command.key, attempt.error or f"{command.key} is {attempt.state}")
+            # A dead letter is not run again until an operator replays it: its stored failure.
+            error = attempt.error or f"{command.key} is {attempt.state}"
+            return Outcome.failed(command.key, error).as_replay()
+        delivery.counted(command.key, attempt.number, attempt.accepted_seconds_ago)
+        self.observer.attempt_counted(delivery)
         ctx = CommandContext(command.key, self.loan_policy, attempt.number, self.failpoints)
         if attempt.number > self.settings.max_attempts:
             died = (
@@ -123,7 +133,10 @@ class CommandRunner:
             "message: expected one JSON object as the only argument, got "
             f"{len(args)} positional and {len(kwargs)} keyword argument(s)"
         )
-        return self._reject_invalid(candidate, InvalidCommand(problem, key_of(candidate)), retries)
+        invalid = InvalidCommand(problem, key_of(candidate))
+        return self._observed(
+            Delivery(expected_type), self._reject_invalid(candidate, invalid, retries)
+        )
 
     def reject_unknown_task(
         self, task_name: object, args: object, kwargs: object, retries: int = 0
@@ -134,7 +147,14 @@ class CommandRunner:
         )
         known = ", ".join(sorted(COMMANDS_BY_TASK))
         problem = f"task: no command is sent to task {str(task_name)[:200]!r} (known: {known})"
-        return self._reject_invalid(message, InvalidCommand(problem, key_of(message)), retries)
+        invalid = InvalidCommand(problem, key_of(message))
+        return self._observed(Delivery("unknown"), self._reject_invalid(message, invalid, retries))
+
+    def _observed(self, delivery: Delivery, result: Result) -> Result:
+        if delivery.key is None and isinstance(result, Outcome):
+            delivery.key = result.key
+        self.observer.finished(delivery, result)
+        return result
 
     # -- the normal path ------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from time import perf_counter
 
 from sqlalchemy import Engine
 
@@ -16,9 +17,10 @@ from worker.adapters.schedule_claims import record_run
 from worker.service.maintenance import ledger, republish, restore_drill, statistics
 from worker.service.maintenance.loans import LOAN_SWEEPS
 from worker.service.maintenance.orders import EXPIRE_UNPAID_ORDERS
-from worker.service.maintenance.report import RunReport
+from worker.service.maintenance.report import RunReport, log_run
 from worker.service.maintenance.republish import SendCommand
 from worker.service.maintenance.sweeps import CommandSweep, run_sweep
+from worker.service.observer import NO_OBSERVER, RunObserver
 from worker.service.runner import CommandRunner
 from worker.settings import WorkerSettings
 
@@ -33,6 +35,7 @@ class MaintenanceContext:
     engine: Engine
     runner: CommandRunner
     send: SendCommand
+    observer: RunObserver = NO_OBSERVER
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,22 @@ class Job:
     def interval(self, settings: WorkerSettings) -> int:
         """Seconds between runs; 0 means not scheduled."""
         return int(getattr(settings, self.schedule_setting))
+
+    def perform(self, ctx: MaintenanceContext) -> RunReport:
+        """Run the job once: log one line about the run and tell the context's observer
+        (metrics). What `run` raises is raised again."""
+        started = perf_counter()
+        try:
+            report = self.run(ctx)
+        except Exception as error:
+            seconds = perf_counter() - started
+            log_run(self.name, None, seconds, error)
+            ctx.observer.maintenance_run(self.name, None, seconds, error)
+            raise
+        seconds = perf_counter() - started
+        log_run(self.name, report, seconds, None)
+        ctx.observer.maintenance_run(self.name, report, seconds, None)
+        return report
 
 
 def sweep_job(sweep: CommandSweep, summary: str) -> Job:
@@ -111,4 +130,4 @@ def run_scheduled(job: Job, ctx: MaintenanceContext, scheduled_for: str | None) 
     sent or delivered twice would show there as two), then the job runs."""
     if scheduled_for is not None:
         record_run(ctx.engine, job.name, datetime.fromisoformat(scheduled_for))
-    return job.run(ctx)
+    return job.perform(ctx)

@@ -47,11 +47,38 @@ def locked(engine: Engine, task: str, body: Callable[[RunReport], None]) -> RunR
     with advisory_lock(engine, task) as acquired:
         if not acquired:
             report.skipped = SKIPPED_LOCKED
-            log.info("%s skipped: %s", task, report.skipped)
             return report
         body(report)
-    if report.skipped is None:
-        log.info("%s done: %s", task, report.figures)
-    else:
-        log.info("%s skipped: %s", task, report.skipped)
     return report
+
+
+def log_run(
+    job: str, report: RunReport | None, seconds: float, error: BaseException | None
+) -> None:
+    """One log line per run (with ORDERQ_LOG_FORMAT=json, one JSON object with the task,
+    its result, duration and figures)."""
+    fields: dict[str, Any] = {"task": job, "duration_ms": round(seconds * 1000, 3)}
+    if error is not None or report is None:
+        problem = f"{error.__class__.__name__}: {error}" if error is not None else "no report"
+        log.error(
+            "%s failed after %.3f s: %s",
+            job,
+            seconds,
+            problem,
+            extra={**fields, "result": "failed", "error": problem},
+        )
+    elif report.skipped is not None:
+        log.info(
+            "%s skipped: %s",
+            job,
+            report.skipped,
+            extra={**fields, "result": "skipped", "skipped": report.skipped},
+        )
+    else:
+        log.info(
+            "%s done in %.3f s: %s",
+            job,
+            seconds,
+            report.figures,
+            extra={**fields, "result": "succeeded", "figures": report.figures},
+        )
