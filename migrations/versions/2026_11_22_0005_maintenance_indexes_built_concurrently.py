@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
+from orderq.migrations.concurrent_index import build_index_concurrently, drop_index_concurrently
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -32,19 +31,12 @@ INDEXES = {
     ),
 }
 
-_INVALID = "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-WHERE c.relname = :name AND NOT i.indisvalid"
-
 
 def upgrade() -> None:
     for name, definition in INDEXES.items():
-        with op.get_context().autocommit_block():
-            if op.get_bind().execute(sa.text(_INVALID), {"name": name}).scalar():
-                op.execute(f"DROP INDEX CONCURRENTLY {name}")
-            op.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} {definition}")
+        build_index_concurrently(name, definition)
 
 
 def downgrade() -> None:
     for name in reversed(INDEXES):
-        with op.get_context().autocommit_block():
-            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+        drop_index_concurrently(name)

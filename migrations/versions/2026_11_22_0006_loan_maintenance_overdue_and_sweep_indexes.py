@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from orderq.migrations.concurrent_index import build_index_concurrently, drop_index_concurrently
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -46,9 +47,6 @@ INDEXES = {
     ),
 }
 
-_INVALID = "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-WHERE c.relname = :name AND NOT i.indisvalid"
-
 
 def upgrade() -> None:
     # Fail fast instead of queueing behind a long transaction on loans (every later
@@ -61,16 +59,12 @@ def upgrade() -> None:
         for name in CHECKS:
             op.execute(f"ALTER TABLE loans VALIDATE CONSTRAINT {name}")
     for name, definition in INDEXES.items():
-        with op.get_context().autocommit_block():
-            if op.get_bind().execute(sa.text(_INVALID), {"name": name}).scalar():
-                op.execute(f"DROP INDEX CONCURRENTLY {name}")
-            op.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} {definition}")
+        build_index_concurrently(name, definition)
 
 
 def downgrade() -> None:
     for name in reversed(INDEXES):
-        with op.get_context().autocommit_block():
-            op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+        drop_index_concurrently(name)
     for name in reversed(CHECKS):
         op.execute(f"ALTER TABLE loans DROP CONSTRAINT IF EXISTS {name}")
     op.drop_column("loans", "overdue_at")

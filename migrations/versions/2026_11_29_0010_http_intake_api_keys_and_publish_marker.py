@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from orderq.migrations.concurrent_index import build_index_concurrently, drop_index_concurrently
 
 revision: str = "0010"
 down_revision: str | None = "0008"
@@ -30,8 +31,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 UNPUBLISHED_INDEX = "ix_command_deliveries_unpublished_created_at"
-_INVALID = "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-WHERE c.relname = :name AND NOT i.indisvalid"
 
 
 def upgrade() -> None:
@@ -66,23 +65,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_sha256", name=op.f("uq_api_keys_token_sha256")),
     )
     op.create_index("ix_api_keys_client", "api_keys", ["client"])
-    context = op.get_context()
-    with context.autocommit_block():
-        # (offline SQL rendering, e.g. the migration linter, cannot ask the database)
-        invalid = not context.as_sql and (
-            op.get_bind().execute(sa.text(_INVALID), {"name": UNPUBLISHED_INDEX}).scalar()
-        )
-        if invalid:
-            op.execute(f"DROP INDEX CONCURRENTLY {UNPUBLISHED_INDEX}")
-        op.execute(
-            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {UNPUBLISHED_INDEX} "
-            "ON command_deliveries (created_at) WHERE published_at IS NULL"
-        )
+    build_index_concurrently(
+        UNPUBLISHED_INDEX, "ON command_deliveries (created_at) WHERE published_at IS NULL"
+    )
 
 
 def downgrade() -> None:
-    with op.get_context().autocommit_block():
-        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {UNPUBLISHED_INDEX}")
+    drop_index_concurrently(UNPUBLISHED_INDEX)
     op.drop_index("ix_api_keys_client", table_name="api_keys")
     op.drop_table("api_keys")
     op.drop_column("command_deliveries", "published_at")

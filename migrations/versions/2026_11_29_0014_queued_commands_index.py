@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
+from orderq.migrations.concurrent_index import build_index_concurrently, drop_index_concurrently
 
 revision: str = "0014"
 down_revision: str | None = "0012"
@@ -27,17 +26,10 @@ depends_on: str | Sequence[str] | None = None
 NAME = "ix_command_deliveries_queued_created_at"
 DEFINITION = "ON command_deliveries (created_at) WHERE state = 'queued'"
 
-_INVALID = "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-WHERE c.relname = :name AND NOT i.indisvalid"
-
 
 def upgrade() -> None:
-    with op.get_context().autocommit_block():
-        if op.get_bind().execute(sa.text(_INVALID), {"name": NAME}).scalar():
-            op.execute(f"DROP INDEX CONCURRENTLY {NAME}")
-        op.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {NAME} {DEFINITION}")
+    build_index_concurrently(NAME, DEFINITION)
 
 
 def downgrade() -> None:
-    with op.get_context().autocommit_block():
-        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {NAME}")
+    drop_index_concurrently(NAME)

@@ -27,7 +27,7 @@ SERVICES_DOC = ROOT / "README.md"
 INFRASTRUCTURE = {"postgres", "redis"}
 #: opt-in compose profiles (`docker compose --profile pgbouncer up`)
 OPT_IN = {"pgbouncer"}
-ORDERQ_SERVICES = {"migrate", "worker", "maintenance", "beat", "flower", "api"}
+ORDERQ_SERVICES = {"migrate", "worker", "maintenance", "beat", "flower", "api", "metrics"}
 
 
 def procfile() -> dict[str, list[str]]:
