@@ -211,7 +211,7 @@ def up(
             _children(
                 data_dir,
                 concurrency,
-                lambda: _listening(flower_port) and _api_answers(api_port),
+                flower_port,
                 auth,
                 {"api": api_port, "metrics": metrics_port},
                 env,
@@ -220,7 +220,7 @@ def up(
         code = _run(
             supervisor,
             data_dir,
-            flower_port,
+            lambda: _listening(flower_port) and _api_answers(api_port),
             ready_timeout,
             lambda: _say_ready(flower_port, auth, generated, api_port, metrics_port),
         )
