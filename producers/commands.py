@@ -31,6 +31,8 @@ from producers.errors import InvalidCommand
 IdempotencyKey = Annotated[
     str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
 ]
+#: the highest unit price a product may have: 100,000,000.00
+MAX_PRICE_CENTS = 100_000_000_00
 _CODE = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,63}")
 _ORDER_NUMBER = re.compile(r"ORD-[0-9]{6,}")
 
@@ -106,7 +108,7 @@ class UpsertProduct(Command):
     type: Literal["upsert_product"] = "upsert_product"
     sku: Sku
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    price_cents: Annotated[int, Field(ge=0, le=100_000_000_00, strict=True)]
+    price_cents: Annotated[int, Field(ge=0, le=MAX_PRICE_CENTS, strict=True)]
 
 
 class RestockProduct(Command):

@@ -1,4 +1,15 @@
-"""Shared console output and the one way the CLI reports a user error."""
+"""Shared console output and the one way the CLI reports a problem.
+
+Exit codes, the same for every command (docs/cli.md):
+
+- `USAGE` (2): the command line is wrong and orderq says so before asking any server —
+  an unknown command or option, a missing or malformed value, a value the command
+  contract refuses, a file that is not there, settings that cannot be read. Typing
+  something else fixes it.
+- `FAILED` (1): orderq asked and the answer was no — what you named does not exist
+  (an order, a dead letter), is in the wrong state, a server is unreachable, lines of a
+  file were refused, a wait ran out, a check failed.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +27,18 @@ from producers.errors import ConfigurationError
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
+USAGE = 2
+FAILED = 1
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print one clear line to stderr and exit non-zero."""
+
+def print_error(message: str) -> None:
+    """`error: MESSAGE` on stderr, one line however wide the terminal."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = USAGE) -> NoReturn:
+    """Print one clear line to stderr and exit: `USAGE` (2) unless told `FAILED` (1)."""
+    print_error(message)
     raise typer.Exit(code)
 
 
@@ -72,7 +91,7 @@ def resolved_settings(settings: Settings | None = None, *, quiet: bool = False) 
             _say_if_starting(settings)
         resolved = resolve_servers(settings)
     except (ConfigurationError, EmbeddedServerError) as error:
-        fail(str(error), code=1)
+        fail(str(error), code=FAILED)
     assert resolved.database_url and resolved.broker_url
     if not quiet:
         err_console.print(

@@ -16,7 +16,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from orderq.cli.console import console, resolved_settings
+from orderq.cli.console import FAILED, console, resolved_settings
+from orderq.cli.values import seconds
 from orderq.settings import Settings
 from producers.database import describe_url
 
@@ -124,7 +125,10 @@ def run_checks(settings: Settings, timeout: float) -> list[Check]:
 
 def health(
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, max=60, help="Seconds per check.")
+        float,
+        typer.Option(
+            "--timeout", parser=seconds(0.1, 60), metavar="SECONDS", help="Seconds per check."
+        ),
     ] = 3.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -143,4 +147,4 @@ def health(
         console.print(table)
         console.print("[green]healthy[/]" if healthy else "[bold red]unhealthy[/]")
     if not healthy:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
 import typer
 
 from orderq.cli import demo, ops, stack
 from orderq.cli import publish_loans as _loans  # noqa: F401  (adds loan subcommands)
 from orderq.cli.db import db_app
 from orderq.cli.dead_letters import dead_letters_app
+from orderq.cli.errors import OrderqGroup
 from orderq.cli.flower import flower
 from orderq.cli.health import health
 from orderq.cli.maintenance import maintenance_app
@@ -21,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OrderqGroup,
 )
 app.add_typer(publish_app, name="publish")
 app.add_typer(orders_app, name="orders")
@@ -37,6 +42,35 @@ app.add_typer(maintenance_app, name="maintenance")
 app.command("up")(stack.up)
 app.command("down")(stack.down)
 app.command("demo")(demo.demo)
+
+
+def installed_version() -> str:
+    """The version of the installed orderq distribution."""
+    try:
+        return version("orderq")
+    except PackageNotFoundError:
+        return "unknown (orderq is not installed: pip install .)"
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"orderq {installed_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the installed version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Exactly-once order and loan commands: publish, check, run."""
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from orderq.cli.console import console, fail, resolved_settings, settings_or_fail
+from orderq.cli.console import FAILED, console, fail, resolved_settings, settings_or_fail
 
 maintenance_app = typer.Typer(
     help="Scheduled maintenance (beat sends these to the maintenance queue).",
@@ -50,7 +50,10 @@ def run_job(
     try:
         report = job.run(app.services.maintenance)
     except Exception as error:
-        fail(f"{name} failed: {error.__class__.__name__}: {' '.join(str(error).split())}", code=1)
+        fail(
+            f"{name} failed: {error.__class__.__name__}: {' '.join(str(error).split())}",
+            code=FAILED,
+        )
     if as_json:
         typer.echo(json.dumps(report.as_dict(), default=str))
     else:

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from orderq.cli.console import console, fail, resolved_settings
+from orderq.cli.console import FAILED, console, fail, resolved_settings
+from orderq.cli.values import seconds, whole_number
 from orderq.schema import DatabaseNotReady, ensure_database_exists, upgrade_to_head
 from producers.database import describe_url
 
@@ -18,9 +19,9 @@ def migrate_or_fail(database_url: str, wait: float = 0) -> str:
             console.print(f"created database {describe_url(database_url)}")
         revision = upgrade_to_head(database_url)
     except DatabaseNotReady as error:
-        fail(str(error), code=1)
+        fail(str(error), code=FAILED)
     except Exception as error:
-        fail(f"migration failed: {error.__class__.__name__}: {error}", code=1)
+        fail(f"migration failed: {error.__class__.__name__}: {error}", code=FAILED)
     console.print(f"database is at revision [bold]{revision}[/] (head)")
     return revision
 
@@ -30,8 +31,8 @@ def migrate(
         float,
         typer.Option(
             "--wait",
-            min=0,
-            max=3600,
+            parser=seconds(0, 3600),
+            metavar="SECONDS",
             help="Seconds to wait for a database server that is still starting.",
         ),
     ] = 60.0,
@@ -43,7 +44,16 @@ def migrate(
 
 
 def worker(
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1)] = 2,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            parser=whole_number(1, 256),
+            metavar="N",
+            help="Worker processes.",
+        ),
+    ] = 2,
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
     queues: Annotated[
         str | None, typer.Option("--queues", "-Q", help="Default: the command queue.")

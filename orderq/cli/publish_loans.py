@@ -10,9 +10,8 @@ from typing import Annotated
 
 import typer
 
-from orderq.cli.console import fail
 from orderq.cli.publish import build_command, publish_app, send_command
-from orderq.cli.values import parse_whole_number
+from orderq.cli.values import whole_number
 from producers.commands import (
     AddCopy,
     AddWork,
@@ -38,18 +37,17 @@ def register_member(
     member: MemberOption,
     name: Annotated[str, typer.Option("--name", help="The member's name.")],
     loan_limit: Annotated[
-        str, typer.Option("--loan-limit", help="Most loans at once (0-1000).")
-    ] = "5",
+        int,
+        typer.Option(
+            "--loan-limit", parser=whole_number(), metavar="N", help="Most loans at once (0-1000)."
+        ),
+    ] = 5,
     status: Annotated[str, typer.Option("--status", help="active or suspended.")] = "active",
 ) -> None:
     """Register a member, or replace a member's name, loan limit and status."""
-    try:
-        limit = parse_whole_number("--loan-limit", loan_limit)
-    except ValueError as error:
-        fail(str(error))
     send_command(
         build_command(
-            RegisterMember, key=key, member=member, name=name, loan_limit=limit, status=status
+            RegisterMember, key=key, member=member, name=name, loan_limit=loan_limit, status=status
         )
     )
 

@@ -17,9 +17,17 @@ from typing import Annotated
 import typer
 from rich.panel import Panel
 
-from orderq.cli.console import console, err_console, fail, resolved_settings, settings_or_fail
+from orderq.cli.console import (
+    FAILED,
+    console,
+    err_console,
+    fail,
+    resolved_settings,
+    settings_or_fail,
+)
 from orderq.cli.ops import migrate_or_fail
 from orderq.cli.supervisor import Child, Supervisor
+from orderq.cli.values import seconds, whole_number
 from orderq.embedded.processes import LockHeld, locked
 
 FLOWER_USER = "orderq"
@@ -106,13 +114,32 @@ def _children(data_dir: Path, concurrency: int, port: int, auth: str):
 
 def up(
     concurrency: Annotated[
-        int, typer.Option("--concurrency", "-c", min=1, help="Worker processes.")
+        int,
+        typer.Option(
+            "--concurrency",
+            "-c",
+            parser=whole_number(1, 256),
+            metavar="N",
+            help="Worker processes.",
+        ),
     ] = 2,
     flower_port: Annotated[
-        int, typer.Option("--flower-port", min=1, max=65535, help="Flower's port (127.0.0.1).")
+        int,
+        typer.Option(
+            "--flower-port",
+            parser=whole_number(1, 65535),
+            metavar="PORT",
+            help="Flower's port (127.0.0.1).",
+        ),
     ] = 5555,
     ready_timeout: Annotated[
-        float, typer.Option("--ready-timeout", min=1, help="Seconds to wait for start-up.")
+        float,
+        typer.Option(
+            "--ready-timeout",
+            parser=seconds(1),
+            metavar="SECONDS",
+            help="Seconds to wait for start-up.",
+        ),
     ] = 120.0,
 ) -> None:
     """Migrate, then run the workers, beat and Flower in the foreground until Ctrl-C.
@@ -124,12 +151,14 @@ def up(
     data_dir = settings.data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     if _listening(flower_port):
-        fail(f"port {flower_port} is in use: pick another with --flower-port", code=1)
+        fail(f"port {flower_port} is in use: pick another with --flower-port", code=FAILED)
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(locked(data_dir / "up.lock", wait=0, what="orderq up"))
         except LockHeld as held:
-            fail(f"{held} for the data folder {data_dir}: stop it first (Ctrl-C there)", code=1)
+            fail(
+                f"{held} for the data folder {data_dir}: stop it first (Ctrl-C there)", code=FAILED
+            )
         _stop_leftovers(data_dir)
         resolved = resolved_settings(settings)
         assert resolved.database_url is not None
@@ -225,9 +254,9 @@ def down() -> None:
         with locked(data_dir / "up.lock", wait=0, what="orderq up"):
             stopped = stop(data_dir)
     except LockHeld as held:
-        fail(f"{held} for {data_dir}: stop it first (Ctrl-C there), then orderq down", code=1)
+        fail(f"{held} for {data_dir}: stop it first (Ctrl-C there), then orderq down", code=FAILED)
     except (EmbeddedServerError, ImportError) as error:
-        fail(f"could not stop the embedded servers: {error}", code=1)
+        fail(f"could not stop the embedded servers: {error}", code=FAILED)
     if not stopped:
         console.print(f"no embedded server is running for {data_dir}")
         return
