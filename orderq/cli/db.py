@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from orderq.cli.console import FAILED, console, fail, resolved_settings
+from orderq.cli.console import FAILED, console, describe_failure, fail, resolved_settings
 from orderq.cli.values import whole_number
 from producers.database import build_engine
 
@@ -153,11 +153,7 @@ def report(
         with engine.connect() as connection:
             data = database_report(connection, limit, settings.stuck_command_after_seconds)
     except Exception as error:
-        fail(
-            f"could not read the database statistics: {error.__class__.__name__}: "
-            f"{' '.join(str(error).split())[:300]}",
-            code=FAILED,
-        )
+        fail(f"could not read the database statistics: {describe_failure(error)}", code=FAILED)
     finally:
         engine.dispose()
     if as_json:

@@ -13,8 +13,8 @@ import typer
 from rich.table import Table
 
 from orderq.admin.dead_letters import DeadLetter, DeadLetterError, DeadLetters
-from orderq.cli.console import FAILED, console, fail, settings_or_fail
-from orderq.cli.values import seconds, whole_number
+from orderq.cli.console import FAILED, console, describe_failure, fail, settings_or_fail
+from orderq.cli.values import parse_command_type, seconds, whole_number
 from producers.database import build_engine
 from producers.outcomes import wait_for
 from producers.publisher import Publisher, PublishError
@@ -24,7 +24,7 @@ dead_letters_app = typer.Typer(
     no_args_is_help=True,
 )
 
-KeyArgument = Annotated[str, typer.Argument(help="The idempotency key.")]
+KeyArgument = Annotated[str, typer.Argument(metavar="KEY", help="The idempotency key.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 T = TypeVar("T")
 
@@ -53,7 +53,7 @@ def _attempt(action: Callable[[], T]) -> T:
     except PublishError as error:
         fail(f"{error} — the command is still failed", code=FAILED)
     except Exception as error:  # the database is unreachable or refused the statement
-        fail(f"{error.__class__.__name__}: {' '.join(str(error).split())}", code=FAILED)
+        fail(describe_failure(error), code=FAILED)
 
 
 def _short(text: str | None, width: int = 70) -> str:
@@ -65,7 +65,13 @@ def _short(text: str | None, width: int = 70) -> str:
 def list_dead_letters(
     state: Annotated[StateChoice, typer.Option("--state", help="Which ones.")] = StateChoice.failed,
     command_type: Annotated[
-        str | None, typer.Option("--type", help="Only this command type, e.g. place_order.")
+        str | None,
+        typer.Option(
+            "--type",
+            metavar="TYPE",
+            parser=parse_command_type,
+            help="Only this command type, e.g. place_order.",
+        ),
     ] = None,
     limit: Annotated[
         int, typer.Option("--limit", parser=whole_number(1, 10_000), metavar="N", help="At most N.")
@@ -148,9 +154,10 @@ def replay(
 @dead_letters_app.command("discard")
 def discard(
     key: KeyArgument,
-    reason: Annotated[str, typer.Option("--reason", help="Why (kept for audit).")],
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why (kept for audit).")],
     by: Annotated[
-        str | None, typer.Option("--by", help="Who decided (default: your user name).")
+        str | None,
+        typer.Option("--by", metavar="NAME", help="Who decided (default: your user name)."),
     ] = None,
 ) -> None:
     """Give up on failed command KEY for good; the reason is kept for audit."""

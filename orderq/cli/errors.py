@@ -1,9 +1,11 @@
-"""One way every `orderq` command reports a command-line mistake: one line, exit 2.
+"""One way every `orderq` command reports a problem: one `error:` line and an exit code.
 
 Typer's own report of a bad option value, an unknown option or a missing one is a
 multi-line box; commands that check values themselves print `error: …` on one line.
 `OrderqGroup`, the class of the root command, catches the command-line errors of every
-subcommand in one place and prints them the second way, with a pointer to `--help`.
+subcommand in one place and prints them the second way, with a pointer to `--help`
+(exit 2). A database or broker that cannot be reached, or a database without the
+schema, is reported the same way wherever it surfaces (exit 1) instead of a traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from typer import Abort
 from typer.core import TyperGroup
 
-from orderq.cli.console import FAILED, USAGE, print_error
+from orderq.cli.console import FAILED, USAGE, describe_failure, is_server_failure, print_error
 
 try:  # typer >= 0.2x raises the errors of the click copy it carries
     from typer._click import exceptions as cli_errors
@@ -91,6 +93,11 @@ class OrderqGroup(TyperGroup):
             sys.exit(error.exit_code)
         except Abort:
             print_error("aborted")
+            sys.exit(FAILED)
+        except Exception as error:
+            if not is_server_failure(error):
+                raise  # a bug: the traceback is what a developer needs
+            print_error(describe_failure(error))
             sys.exit(FAILED)
         # without standalone mode, typer returns a command's exit code (typer.Exit)
         sys.exit(outcome if isinstance(outcome, int) else 0)

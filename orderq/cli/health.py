@@ -132,8 +132,11 @@ def health(
     ] = 3.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Check broker, database, migrations, and that the command queue and the maintenance
-    queue each have a consumer; exit 1 if anything is unhealthy."""
+    """Is this deployment able to run commands? Exit 1 if not.
+
+    Checks the broker, the database, that its schema is at the latest migration, and
+    that the command queue and the maintenance queue each have a consumer.
+    """
     settings = resolved_settings(quiet=True)
     checks = run_checks(settings, timeout)
     healthy = all(check.ok for check in checks)

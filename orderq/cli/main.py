@@ -27,21 +27,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     cls=OrderqGroup,
 )
-app.add_typer(publish_app, name="publish")
-app.add_typer(orders_app, name="orders")
-app.command("publish-file")(publish_file)
-app.command("status")(status)
-app.add_typer(dead_letters_app, name="dead-letters")
-app.command("migrate")(ops.migrate)
-app.command("worker")(ops.worker)
-app.command("beat")(ops.beat)
-app.command("flower")(flower)
-app.command("health")(health)
-app.add_typer(db_app, name="db")
-app.add_typer(maintenance_app, name="maintenance")
-app.command("up")(stack.up)
-app.command("down")(stack.down)
-app.command("demo")(demo.demo)
+# Commands in the root help, grouped by what a user comes to do (in this order).
+START, PUBLISH, RUN, LOOK = "Try it", "Publish and follow up", "Run the services", "Operate"
+app.command("demo", rich_help_panel=START)(demo.demo)
+app.command("up", rich_help_panel=START)(stack.up)
+app.command("down", rich_help_panel=START)(stack.down)
+app.add_typer(publish_app, name="publish", rich_help_panel=PUBLISH)
+app.command("publish-file", rich_help_panel=PUBLISH)(publish_file)
+app.command("status", rich_help_panel=PUBLISH)(status)
+app.add_typer(orders_app, name="orders", rich_help_panel=PUBLISH)
+app.add_typer(dead_letters_app, name="dead-letters", rich_help_panel=PUBLISH)
+app.command("migrate", rich_help_panel=RUN)(ops.migrate)
+app.command("worker", rich_help_panel=RUN)(ops.worker)
+app.add_typer(maintenance_app, name="maintenance", rich_help_panel=RUN)
+app.command("beat", rich_help_panel=RUN)(ops.beat)
+app.command("flower", rich_help_panel=RUN)(flower)
+app.command("health", rich_help_panel=LOOK)(health)
+app.add_typer(db_app, name="db", rich_help_panel=LOOK)
 
 
 def installed_version() -> str:

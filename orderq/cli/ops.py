@@ -6,10 +6,21 @@ from typing import Annotated
 
 import typer
 
-from orderq.cli.console import FAILED, console, fail, resolved_settings
-from orderq.cli.values import seconds, whole_number
+from orderq.cli.console import FAILED, console, describe_failure, fail, resolved_settings
+from orderq.cli.values import parse_log_level, seconds, whole_number
 from orderq.schema import DatabaseNotReady, ensure_database_exists, upgrade_to_head
 from producers.database import describe_url
+
+LogLevelOption = Annotated[
+    str,
+    typer.Option(
+        "--loglevel",
+        "-l",
+        parser=parse_log_level,
+        metavar="LEVEL",
+        help="DEBUG, INFO, WARNING, ERROR or CRITICAL.",
+    ),
+]
 
 
 def migrate_or_fail(database_url: str, wait: float = 0) -> str:
@@ -21,7 +32,7 @@ def migrate_or_fail(database_url: str, wait: float = 0) -> str:
     except DatabaseNotReady as error:
         fail(str(error), code=FAILED)
     except Exception as error:
-        fail(f"migration failed: {error.__class__.__name__}: {error}", code=FAILED)
+        fail(f"migration failed: {describe_failure(error)}", code=FAILED)
     console.print(f"database is at revision [bold]{revision}[/] (head)")
     return revision
 
@@ -54,9 +65,15 @@ def worker(
             help="Worker processes.",
         ),
     ] = 2,
-    loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
+    loglevel: LogLevelOption = "INFO",
     queues: Annotated[
-        str | None, typer.Option("--queues", "-Q", help="Default: the command queue.")
+        str | None,
+        typer.Option(
+            "--queues",
+            "-Q",
+            metavar="QUEUES",
+            help="Queues to consume, comma-separated (default: ORDERQ_COMMAND_QUEUE).",
+        ),
     ] = None,
 ) -> None:
     """Start a command worker (same as `celery -A worker.entrypoints.celery_app worker`)."""
@@ -75,10 +92,14 @@ def worker(
 
 
 def beat(
-    loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
+    loglevel: LogLevelOption = "INFO",
     schedule: Annotated[
         str | None,
-        typer.Option("--schedule", help="Beat's state file (default: celerybeat-schedule)."),
+        typer.Option(
+            "--schedule",
+            metavar="FILE",
+            help="Beat's state file (default: celerybeat-schedule in this folder).",
+        ),
     ] = None,
 ) -> None:
     """Start Celery beat, the maintenance scheduler (run exactly one)."""

@@ -73,7 +73,8 @@ def list_orders(
         typer.Option("--limit", parser=whole_number(1, 500), metavar="N", help="Orders per page."),
     ] = 20,
     cursor: Annotated[
-        str | None, typer.Option("--cursor", help="Continue after the page that printed it.")
+        str | None,
+        typer.Option("--cursor", metavar="CURSOR", help="Continue after the page that printed it."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -107,7 +108,15 @@ def list_orders(
 
 @orders_app.command("report")
 def report(
-    days: Annotated[int, typer.Option("--days", parser=whole_number(1, 3660), metavar="N")] = 7,
+    days: Annotated[
+        int,
+        typer.Option(
+            "--days",
+            parser=whole_number(1, 3660),
+            metavar="N",
+            help="Orders created in the last N days.",
+        ),
+    ] = 7,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Orders and their value per status, created in the last N days."""

@@ -14,7 +14,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from orderq.cli import values
 from orderq.cli.command_lines import parse_line, read_lines
-from orderq.cli.console import FAILED, console, err_console, fail, resolved_settings
+from orderq.cli.console import (
+    FAILED,
+    console,
+    describe_failure,
+    err_console,
+    fail,
+    resolved_settings,
+)
 from producers.commands import (
     CancelOrder,
     Command,
@@ -34,10 +41,15 @@ publish_app = typer.Typer(
 )
 
 KeyOption = Annotated[
-    str, typer.Option("--key", help="Idempotency key (reuse it to retry safely).")
+    str,
+    typer.Option(
+        "--key", metavar="KEY", help="Idempotency key: publish again with it to retry safely."
+    ),
 ]
-SkuOption = Annotated[str, typer.Option("--sku", help="Product SKU, e.g. MUG-1.")]
-OrderOption = Annotated[str, typer.Option("--order", help="Order number, e.g. ORD-000042.")]
+SkuOption = Annotated[str, typer.Option("--sku", metavar="SKU", help="Product SKU, e.g. MUG-1.")]
+OrderOption = Annotated[
+    str, typer.Option("--order", metavar="ORDER", help="Order number, e.g. ORD-000042.")
+]
 
 
 def build_command(factory: Callable[..., Command], **fields: Any) -> Command:
@@ -55,7 +67,7 @@ def send_command(command: Command) -> None:
     except PublishError as error:
         fail(str(error), code=FAILED)
     except Exception as error:  # database unreachable while recording "queued"
-        fail(f"could not record {command.key}: {error.__class__.__name__}: {error}", code=FAILED)
+        fail(f"could not record {command.key}: {describe_failure(error)}", code=FAILED)
     console.print(
         f"published [bold]{command.type}[/] key=[bold]{receipt.key}[/] to {receipt.queue} "
         f"— check with: orderq status {receipt.key} --wait 10",
@@ -67,7 +79,7 @@ def send_command(command: Command) -> None:
 def upsert_product(
     key: KeyOption,
     sku: SkuOption,
-    name: Annotated[str, typer.Option("--name", help="Product name.")],
+    name: Annotated[str, typer.Option("--name", metavar="NAME", help="Product name.")],
     price: Annotated[
         int,
         typer.Option(
@@ -100,7 +112,9 @@ def restock(
 @publish_app.command("place-order")
 def place_order(
     key: KeyOption,
-    customer: Annotated[str, typer.Option("--customer", help="Customer reference.")],
+    customer: Annotated[
+        str, typer.Option("--customer", metavar="CUSTOMER", help="Customer reference.")
+    ],
     line: Annotated[
         list[OrderLine],
         typer.Option(
@@ -160,7 +174,9 @@ def publish_file(
         str, typer.Argument(metavar="FILE|-", help="JSON-lines file of commands, or - for stdin.")
     ],
 ) -> None:
-    """Publish a file (or stdin) of JSON-lines commands, {"type": "place_order", "key": …}.
+    """Publish commands from a JSON-lines file (or stdin), one command per line.
+
+    A line looks like {"type": "place_order", "key": "web-1", "customer_ref": …}.
 
     Each line is read and checked on its own: a line that is not valid (JSON, a known
     command, UTF-8) is refused with its number and the reason, the others are

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from orderq.cli.console import FAILED, console, fail, resolved_settings
+from orderq.cli.console import FAILED, console, describe_failure, fail, resolved_settings
 from orderq.cli.values import seconds
 from producers.database import build_engine
 from producers.outcomes import CommandStatus, lookup, wait_for
@@ -36,7 +36,7 @@ def _render(status: CommandStatus) -> None:
 
 
 def status(
-    key: Annotated[str, typer.Argument(help="The idempotency key to look up.")],
+    key: Annotated[str, typer.Argument(metavar="KEY", help="The idempotency key to look up.")],
     wait: Annotated[
         float,
         typer.Option(
@@ -57,9 +57,7 @@ def status(
     try:
         current = wait_for(engine, key, wait) if wait else lookup(engine, key)
     except Exception as error:
-        fail(
-            f"could not read the outcome of {key}: {error.__class__.__name__}: {error}", code=FAILED
-        )
+        fail(f"could not read the outcome of {key}: {describe_failure(error)}", code=FAILED)
     finally:
         engine.dispose()
     if as_json:

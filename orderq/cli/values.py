@@ -13,7 +13,13 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from producers.commands import MAX_PRICE_CENTS, OrderLine, OrderNumber, readable_message
+from producers.commands import (
+    COMMANDS_BY_TYPE,
+    MAX_PRICE_CENTS,
+    OrderLine,
+    OrderNumber,
+    readable_message,
+)
 
 FLAG_FOR_FIELD = {
     "key": "--key",
@@ -137,6 +143,26 @@ def seconds(minimum: float | None = 0, maximum: float | None = None) -> Callable
         return number
 
     return parse
+
+
+def parse_command_type(value: Any) -> str:
+    """'place_order' as it is, else "'teleport' is not a command type (known: …)"."""
+    if value not in COMMANDS_BY_TYPE:
+        raise ValueError(
+            f"{value!r} is not a command type (known: {', '.join(sorted(COMMANDS_BY_TYPE))})"
+        )
+    return str(value)
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def parse_log_level(value: Any) -> str:
+    """'info' -> 'INFO', else "'loud' is not a log level (DEBUG, INFO, …)"."""
+    level = str(value).strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"{value!r} is not a log level ({', '.join(LOG_LEVELS)})")
+    return level
 
 
 def describe_for_flags(error: ValidationError) -> str:

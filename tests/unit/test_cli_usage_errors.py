@@ -155,6 +155,8 @@ UPSERT = ["publish", "upsert-product", "--key", "k", "--sku", "A", "--name", "n"
         (["orders", "show", "42"], "error: '42' is not an order number (like ORD-000042)"),
         (["orders", "list", "--cursor", "x"], "error: --cursor 'x' is not a cursor printed by"),
         (["no-such-command"], "error: no such command 'no-such-command'; see orderq --help"),
+        (["dead-letters", "list", "--type", "teleport"], "error: --type 'teleport' is not a"),
+        (["worker", "--loglevel", "loud"], "error: --loglevel 'loud' is not a log level"),
     ],
 )
 def test_bad_values_read_as_one_line(args, line):
