@@ -18,6 +18,7 @@ from typer import Abort
 from typer.core import TyperGroup
 
 from orderq.cli.console import FAILED, USAGE, describe_failure, is_server_failure, print_error
+from orderq.cli.values import flag_message
 
 try:  # typer >= 0.2x raises the errors of the click copy it carries
     from typer._click import exceptions as cli_errors
@@ -56,10 +57,7 @@ def describe_usage_error(error: Exception) -> str:
         flag = _flag(error)
         if flag is None:
             return message
-        # our parsers (orderq/cli/values.py) and typer's choices start with the value:
-        # "--qty 'abc' is not a whole number"; anything else reads better after a colon
-        joiner = " " if message.startswith(("'", '"')) else ": "
-        return f"{flag}{joiner}{message}"
+        return flag_message(flag, message)
     return _sentence(error.format_message())  # type: ignore[attr-defined]
 
 

@@ -8,7 +8,6 @@ import typer
 
 from orderq.cli.console import FAILED, console, describe_failure, fail, resolved_settings
 from orderq.cli.values import parse_log_level, seconds, whole_number
-from orderq.schema import DatabaseNotReady, ensure_database_exists, upgrade_to_head
 from producers.database import describe_url
 
 LogLevelOption = Annotated[
@@ -25,6 +24,9 @@ LogLevelOption = Annotated[
 
 def migrate_or_fail(database_url: str, wait: float = 0) -> str:
     """Create the database if needed and upgrade it to head; exit 1 saying why if not."""
+    # imported here: Alembic is needed by migrate, demo and up, not by every command
+    from orderq.schema import DatabaseNotReady, ensure_database_exists, upgrade_to_head
+
     try:
         if ensure_database_exists(database_url, wait_seconds=wait):
             console.print(f"created database {describe_url(database_url)}")

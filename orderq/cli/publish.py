@@ -48,7 +48,13 @@ KeyOption = Annotated[
 ]
 SkuOption = Annotated[str, typer.Option("--sku", metavar="SKU", help="Product SKU, e.g. MUG-1.")]
 OrderOption = Annotated[
-    str, typer.Option("--order", metavar="ORDER", help="Order number, e.g. ORD-000042.")
+    str,
+    typer.Option(
+        "--order",
+        metavar="ORDER",
+        parser=values.parse_order_number,
+        help="Order number, e.g. ORD-000042.",
+    ),
 ]
 
 

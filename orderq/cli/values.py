@@ -165,6 +165,13 @@ def parse_log_level(value: Any) -> str:
     return level
 
 
+def flag_message(flag: str, message: str) -> str:
+    """`--qty 'abc' is not a whole number`: a message that starts with the value follows
+    the flag directly; any other (`Input should be greater than 0`) after a colon."""
+    joiner = " " if message.startswith(("'", '"')) else ": "
+    return f"{flag}{joiner}{message}"
+
+
 def describe_for_flags(error: ValidationError) -> str:
     """A pydantic error rewritten in terms of the flags the user typed."""
     parts = []
@@ -175,5 +182,5 @@ def describe_for_flags(error: ValidationError) -> str:
             flag = f"--line #{int(location[1]) + 1}" + (
                 f" {location[2]}" if len(location) > 2 else ""
             )
-        parts.append(f"{flag}: {readable_message(item)}")
+        parts.append(flag_message(flag, readable_message(item)))
     return "; ".join(parts)

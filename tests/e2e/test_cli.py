@@ -82,7 +82,7 @@ def test_unknown_key_and_timeout(migrated_database):
         (["restock", "--sku", "MUG", "--qty", "-4"], "--qty: Input should be greater than 0"),
         (
             ["restock", "--sku", "bad sku", "--qty", "1"],
-            "--sku: 'BAD SKU' is not a SKU (like MUG-1",
+            "--sku 'BAD SKU' is not a SKU (like MUG-1",
         ),
         (["place-order", "--customer", "c", "--line", "MUG"], "must look like SKU:QTY"),
         (["place-order", "--customer", "c", "--line", "MUG:x"], "is not a whole number"),
