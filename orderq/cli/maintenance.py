@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Annotated
 
 import typer
@@ -56,6 +57,9 @@ def run_job(
         fail(f"no maintenance job {name!r} (known: {', '.join(sorted(JOBS_BY_NAME))})")
     resolved_settings(quiet=as_json)  # embedded servers, if any, into the environment
     from worker.entrypoints.celery_app import app
+
+    # the report is printed below; the job's own INFO line would only repeat it
+    logging.getLogger().setLevel(logging.WARNING)
 
     try:
         report = job.run(app.services.maintenance)
