@@ -651,6 +651,7 @@ def _drop_database(url: str) -> None:
 
 
 def _delete_queues(broker_url: str, names: list[str]) -> None:
+    """Delete the private queues, and on Redis the binding keys kombu keeps beside them."""
     from kombu import Connection
 
     with Connection(broker_url, connect_timeout=5) as connection:
@@ -658,6 +659,10 @@ def _delete_queues(broker_url: str, names: list[str]) -> None:
         for name in names:
             with contextlib.suppress(Exception):  # never declared: nothing to delete
                 channel.queue_delete(name)
+        client = getattr(channel, "client", None)  # the Redis transport's client
+        if client is not None:
+            for name in names:
+                client.delete(name, f"_kombu.binding.{name}", f"_kombu.binding_permanent.{name}")
 
 
 def render(names: list[str], database_url: str, broker_url: str) -> dict[str, Block]:
