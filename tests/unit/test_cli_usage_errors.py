@@ -65,6 +65,9 @@ NUMERIC = [
 ]
 
 
+PLAUSIBLE = {"--line": "MUG-1:1", "--order": "ORD-000001"}
+
+
 def _required_arguments(callback, but: str | None = None) -> list[str]:
     """Plausible values for every required parameter except the option `but`."""
     args: list[str] = []
@@ -73,7 +76,7 @@ def _required_arguments(callback, but: str | None = None) -> list[str]:
             continue
         value = "X" if base is str else "1"
         if isinstance(info, OptionInfo):
-            args += [_flag(info), "MUG-1:1" if _flag(info) == "--line" else value]
+            args += [_flag(info), PLAUSIBLE.get(_flag(info), value)]
         else:
             args.insert(0, value)
     return args
