@@ -299,20 +299,17 @@ def first_steps(run: Run) -> None:
 def command_line(run: Run) -> None:
     """docs/cli.md: mistakes, exit statuses, files in other encodings."""
     with run.block("cli-mistakes"):
-        run.sh("orderq publish restock --key r-9 --sku MUG-1 --qty lots", status=True)
-        run.sh("orderq publish restock --key r-9 --sku MUG-1 --qty 2 --colour red", status=True)
-        run.sh("orderq publish restock --key r-9 --sku MUG-1", status=True)
-        run.sh(
-            "orderq publish upsert-product --key p-9 --sku MUG-1 --name Mug --price NaN",
-            status=True,
-        )
-        run.sh(
-            "orderq publish upsert-product --key p-9 --sku MUG-1 --name Mug --price 250000000",
-            status=True,
-        )
-        run.sh("orderq publish ship-order --key s-9 --order 42", status=True)
-        run.sh("orderq dead-letters show no-such-key", status=True)
-        run.sh("orderq status no-such-key", status=True)
+        for command in (
+            "publish restock --key r-9 --sku MUG-1 --qty lots",
+            "publish restock --key r-9 --sku MUG-1 --qty 2 --colour red",
+            "publish restock --key r-9 --sku MUG-1",
+            "publish upsert-product --key p-9 --sku MUG-1 --name Mug --price NaN",
+            "publish upsert-product --key p-9 --sku MUG-1 --name Mug --price 250000000",
+            "publish ship-order --key s-9 --order 42",
+            "dead-letters show no-such-key",
+            "status no-such-key",
+        ):
+            run.sh(f"orderq {command}", status=True)
     with run.block("cli-failures"):
         run.sh("ORDERQ_POOL_SIZE=lots orderq status web-1", status=True)
         run.sh("CELERY_BROKER_URL= orderq status web-1", status=True)
@@ -411,19 +408,13 @@ def loans_desk(run: Run) -> None:
         run.sh("cat library.jsonl")
         run.sh("orderq publish-file library.jsonl", status=True)
     with run.block("loans-refusals"):
-        run.sh(
-            'orderq publish checkout --key out-10 --member "M 1001" --barcode 31234000125',
-            status=True,
-        )
-        run.sh(
-            "orderq publish register-member --key reg-x --member M-9 --name X --loan-limit lots",
-            status=True,
-        )
-        run.sh(
-            "orderq publish register-member --key reg-x --member M-9 --name X --status frozen",
-            status=True,
-        )
-        run.sh('orderq publish add-work --key w-x --work W-43 --title ""', status=True)
+        for command in (
+            'publish checkout --key out-10 --member "M 1001" --barcode 31234000125',
+            "publish register-member --key reg-x --member M-9 --name X --loan-limit lots",
+            "publish register-member --key reg-x --member M-9 --name X --status frozen",
+            'publish add-work --key w-x --work W-43 --title ""',
+        ):
+            run.sh(f"orderq {command}", status=True)
     with run.block("loans-history", fence="text"):
         run.table(
             "SELECT l.id, m.member_number, c.barcode, l.checked_out_at::date AS checked_out_at,"

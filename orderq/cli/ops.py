@@ -22,6 +22,14 @@ LogLevelOption = Annotated[
 ]
 
 
+ConcurrencyOption = Annotated[
+    int,
+    typer.Option(
+        "--concurrency", "-c", parser=whole_number(1, 256), metavar="N", help="Worker processes."
+    ),
+]
+
+
 def migrate_or_fail(database_url: str, wait: float = 0) -> str:
     """Create the database if needed and upgrade it to head; exit 1 saying why if not."""
     # imported here: Alembic is needed by migrate, demo and up, not by every command
@@ -57,16 +65,7 @@ def migrate(
 
 
 def worker(
-    concurrency: Annotated[
-        int,
-        typer.Option(
-            "--concurrency",
-            "-c",
-            parser=whole_number(1, 256),
-            metavar="N",
-            help="Worker processes.",
-        ),
-    ] = 2,
+    concurrency: ConcurrencyOption = 2,
     loglevel: LogLevelOption = "INFO",
     queues: Annotated[
         str | None,

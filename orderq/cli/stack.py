@@ -25,7 +25,7 @@ from orderq.cli.console import (
     resolved_settings,
     settings_or_fail,
 )
-from orderq.cli.ops import migrate_or_fail
+from orderq.cli.ops import ConcurrencyOption, migrate_or_fail
 from orderq.cli.supervisor import Child, Supervisor
 from orderq.cli.values import seconds, whole_number
 from orderq.embedded.processes import LockHeld, locked
@@ -113,16 +113,7 @@ def _children(data_dir: Path, concurrency: int, port: int, auth: str):
 
 
 def up(
-    concurrency: Annotated[
-        int,
-        typer.Option(
-            "--concurrency",
-            "-c",
-            parser=whole_number(1, 256),
-            metavar="N",
-            help="Worker processes.",
-        ),
-    ] = 2,
+    concurrency: ConcurrencyOption = 2,
     flower_port: Annotated[
         int,
         typer.Option(
