@@ -28,8 +28,9 @@ from pydantic import (
 
 from producers.errors import InvalidCommand
 
+_KEY_PATTERN = r"^[\x21-\x7e]+$"
 IdempotencyKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
+    str, StringConstraints(min_length=1, max_length=200, pattern=_KEY_PATTERN)
 ]
 #: the highest unit price a product may have: 100,000,000.00
 MAX_PRICE_CENTS = 100_000_000_00
@@ -329,7 +330,15 @@ COMMANDS_BY_TASK: dict[str, type[Command]] = {cls.task_name: cls for cls in COMM
 
 
 def readable_message(item: Mapping[str, Any]) -> str:
-    """Pydantic's message without its "Value error, " prefix for our own validators."""
+    """Pydantic's message without its "Value error, " prefix for our own validators,
+    and in words where pydantic would quote a regular expression."""
+    if item.get("type") == "string_pattern_mismatch" and (
+        item.get("ctx", {}).get("pattern") == _KEY_PATTERN
+    ):
+        return (
+            f"{item.get('input')!r} is not an idempotency key: printable ASCII, "
+            "no spaces (like web-1001)"
+        )
     return str(item["msg"]).removeprefix("Value error, ")
 
 

@@ -160,6 +160,10 @@ UPSERT = ["publish", "upsert-product", "--key", "k", "--sku", "A", "--name", "n"
         (["no-such-command"], "error: no such command 'no-such-command'; see orderq --help"),
         (["dead-letters", "list", "--type", "teleport"], "error: --type 'teleport' is not a"),
         (["worker", "--loglevel", "loud"], "error: --loglevel 'loud' is not a log level"),
+        (
+            ["publish", "restock", "--key", "has space", "--sku", "A", "--qty", "1"],
+            "error: --key 'has space' is not an idempotency key: printable ASCII, no spaces",
+        ),
     ],
 )
 def test_bad_values_read_as_one_line(args, line):
