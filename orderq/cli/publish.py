@@ -159,17 +159,20 @@ def _refused_summary(numbers: list[int]) -> str:
 
 
 def _open(source: str) -> tuple[BinaryIO, int | None]:
-    """The byte stream to read and, for a file, how many non-blank lines it has."""
+    """The byte stream to read and, for a regular file, how many non-blank lines it has
+    (a pipe such as `<(zcat commands.jsonl.gz)` is read once, without a total)."""
     if source == "-":
         return sys.stdin.buffer, None
     path = Path(source)
     if not path.exists():
         fail(f"{source}: no such file")
-    if not path.is_file():
-        fail(f"{source}: not a file")
+    if path.is_dir():
+        fail(f"{source}: is a folder, not a file")
     try:
-        with path.open("rb") as counting:
-            total = sum(1 for _ in read_lines(counting).lines)
+        total = None
+        if path.is_file():
+            with path.open("rb") as counting:
+                total = sum(1 for _ in read_lines(counting).lines)
         return path.open("rb"), total
     except OSError as error:
         fail(f"{source}: cannot read it: {error.strerror}")

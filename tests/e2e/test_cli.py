@@ -265,6 +265,7 @@ def test_not_found_exits_1_everywhere_a_bad_value_exits_2(migrated_database):
         "orders show": orderq("orders", "show", "42"),
         "maintenance run": orderq("maintenance", "run", "defragment"),
         "publish-file": orderq("publish-file", "/nonexistent/commands.jsonl"),
+        "publish-file folder": orderq("publish-file", "/"),
     }
     unknown_status = orderq("status", missing, "--json")
 
