@@ -142,8 +142,9 @@ def test_version_is_the_installed_distribution():
     assert (result.returncode, result.stdout) == (0, f"orderq {version('orderq')}\n")
 
 
-def test_publish_file_reports_bad_lines_and_publishes_the_rest(worker, tmp_path, engine):
-    sku, good_keys = unique("PEN"), [unique("f") for _ in range(3)]
+def test_publish_file_reports_bad_lines_and_publishes_the_rest(worker, runner, tmp_path, engine):
+    # the product exists first: the workers run a file's lines concurrently, in any order
+    sku, good_keys = new_product(runner, stock=0), [unique("f") for _ in range(3)]
     lines = [
         json.dumps(
             {
