@@ -31,9 +31,12 @@ from producers.errors import InvalidCommand
 #: Room for an HTTP client's key (up to 255 characters, the HTTP intake's limit) in its
 #: client's namespace: `@<client>/<key>` with a client name of up to 32 characters.
 MAX_KEY_LENGTH = 300
+_KEY_PATTERN = r"^[\x21-\x7e]+$"
 IdempotencyKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH, pattern=r"^[\x21-\x7e]+$")
+    str, StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH, pattern=_KEY_PATTERN)
 ]
+#: the highest unit price a product may have: 100,000,000.00
+MAX_PRICE_CENTS = 100_000_000_00
 _CODE = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,63}")
 _ORDER_NUMBER = re.compile(r"ORD-[0-9]{6,}")
 
@@ -109,7 +112,7 @@ class UpsertProduct(Command):
     type: Literal["upsert_product"] = "upsert_product"
     sku: Sku
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    price_cents: Annotated[int, Field(ge=0, le=100_000_000_00, strict=True)]
+    price_cents: Annotated[int, Field(ge=0, le=MAX_PRICE_CENTS, strict=True)]
 
 
 class RestockProduct(Command):
@@ -330,7 +333,15 @@ COMMANDS_BY_TASK: dict[str, type[Command]] = {cls.task_name: cls for cls in COMM
 
 
 def readable_message(item: Mapping[str, Any]) -> str:
-    """Pydantic's message without its "Value error, " prefix for our own validators."""
+    """Pydantic's message without its "Value error, " prefix for our own validators,
+    and in words where pydantic would quote a regular expression."""
+    if item.get("type") == "string_pattern_mismatch" and (
+        item.get("ctx", {}).get("pattern") == _KEY_PATTERN
+    ):
+        return (
+            f"{item.get('input')!r} is not an idempotency key: printable ASCII, "
+            "no spaces (like web-1001)"
+        )
     return str(item["msg"]).removeprefix("Value error, ")
 
 

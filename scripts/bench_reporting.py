@@ -26,7 +26,12 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import create_engine, text
 
-from orderq.admin.order_queries import page_orders, status_report
+from orderq.admin.order_queries import (
+    FIRST_PAGE_ALL_STATUSES,
+    NEXT_PAGE_ALL_STATUSES,
+    page_orders,
+    status_report,
+)
 from orderq.schema import ensure_database_exists, upgrade_to_head
 from producers.database import normalize_database_url
 from tests.support.plans import index_names
@@ -85,6 +90,11 @@ def main() -> int:
     deep = first
     for _ in range(20):  # a cursor twenty pages in
         deep = page_orders(engine, "shipped", 50, deep.next_cursor)
+    deep_all = page_orders(engine, None, 50)
+    for _ in range(20):  # the same, across every status
+        deep_all = page_orders(engine, None, 50, deep_all.next_cursor)
+    statuses = {"statuses": ["placed", "paid", "shipped", "cancelled"], "limit": 50}
+    after = {"after_created": now - timedelta(days=30), "after_id": 0}
     checks = {
         "report: orders and value per status, last 7 days": (
             lambda: status_report(engine, ["placed", "paid", "shipped", "cancelled"], *week),
@@ -101,12 +111,23 @@ def main() -> int:
             "SELECT id FROM orders WHERE status = 'shipped' AND (created_at, id) < (now(), 0) "
             "ORDER BY created_at DESC, id DESC LIMIT 50",
         ),
+        "keyset page: first 50, every status": (
+            lambda: page_orders(engine, None, 50),
+            str(FIRST_PAGE_ALL_STATUSES),
+            statuses,
+        ),
+        "keyset page: 50, every status, 20 pages in": (
+            lambda: page_orders(engine, None, 50, deep_all.next_cursor),
+            str(NEXT_PAGE_ALL_STATUSES),
+            {**statuses, **after},
+        ),
     }
     table = Table("query", "median", "slowest", "target", "index", title=f"at {total:,} orders")
     with engine.connect() as connection:
-        for label, (action, explained) in checks.items():
+        for label, (action, explained, *params) in checks.items():
             median, slowest = timed(action, args.repeat)
-            indexes = ", ".join(sorted(index_names(connection, explained))) or "none (seq scan)"
+            used = index_names(connection, explained, *params)
+            indexes = ", ".join(sorted(used)) or "none (seq scan)"
             table.add_row(label, f"{median:.1f} ms", f"{slowest:.1f} ms", "< 100 ms", indexes)
     console.print(table)
     engine.dispose()

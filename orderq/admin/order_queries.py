@@ -1,7 +1,8 @@
 """Read-side queries on orders: one order, a keyset page, and the status report.
 
-Each query is shaped for an index: the page and the report both read
-`ix_orders_status_created_at (status, created_at DESC, id DESC)`.
+Each query is shaped for an index: the pages and the report all read
+`ix_orders_status_created_at (status, created_at DESC, id DESC)` — the page across
+every status too, as one short index range per status, merged.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, text
+
+from worker.domain.orders import OrderStatus
 
 _ORDER = text(
     """
@@ -36,8 +39,28 @@ _PAGE_SELECT = """
     ORDER BY created_at DESC, id DESC
     LIMIT :limit
 """
+_AFTER = "AND (created_at, id) < (:after_created, :after_id)"
 _FIRST_PAGE = text(_PAGE_SELECT.format(after=""))
-_NEXT_PAGE = text(_PAGE_SELECT.format(after="AND (created_at, id) < (:after_created, :after_id)"))
+_NEXT_PAGE = text(_PAGE_SELECT.format(after=_AFTER))
+# Every status, newest first: the index leads with status, so it cannot be read in
+# created_at order across statuses. Instead each status's range is read (at most `limit`
+# rows each, from the cursor on) and the few rows merged: the cost stays that of
+# len(OrderStatus) short index scans however deep the page, with no second index for
+# every order write to maintain.
+_ALL_PAGE_SELECT = """
+    SELECT page.* FROM unnest(CAST(:statuses AS text[])) AS wanted(status)
+    CROSS JOIN LATERAL (
+        SELECT id, order_number, customer_ref, status, total_cents, created_at
+        FROM orders
+        WHERE status = wanted.status {after}
+        ORDER BY created_at DESC, id DESC
+        LIMIT :limit
+    ) AS page
+    ORDER BY page.created_at DESC, page.id DESC
+    LIMIT :limit
+"""
+FIRST_PAGE_ALL_STATUSES = text(_ALL_PAGE_SELECT.format(after=""))
+NEXT_PAGE_ALL_STATUSES = text(_ALL_PAGE_SELECT.format(after=_AFTER))
 _REPORT = text(
     """
     SELECT count(*) AS orders, coalesce(sum(total_cents), 0) AS total_cents
@@ -77,13 +100,21 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     return datetime.fromisoformat(created), int(order_id)
 
 
-def page_orders(engine: Engine, status: str, limit: int, cursor: str | None = None) -> OrderPage:
-    """Orders in `status`, newest first, `limit` at a time."""
-    params: dict[str, Any] = {"status": status, "limit": limit}
+def page_orders(
+    engine: Engine, status: str | None, limit: int, cursor: str | None = None
+) -> OrderPage:
+    """Orders in `status` (None: every status), newest first, `limit` at a time."""
+    params: dict[str, Any] = {"limit": limit}
+    if status is None:
+        params["statuses"] = [str(s) for s in OrderStatus]
+        statement = NEXT_PAGE_ALL_STATUSES if cursor else FIRST_PAGE_ALL_STATUSES
+    else:
+        params["status"] = status
+        statement = _NEXT_PAGE if cursor else _FIRST_PAGE
     if cursor:
         params["after_created"], params["after_id"] = decode_cursor(cursor)
     with engine.connect() as connection:
-        rows = connection.execute(_NEXT_PAGE if cursor else _FIRST_PAGE, params).mappings().all()
+        rows = connection.execute(statement, params).mappings().all()
     orders = [{k: v for k, v in row.items() if k != "id"} for row in rows]
     next_cursor = (
         encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if len(rows) == limit else None

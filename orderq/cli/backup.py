@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from orderq.cli.console import console, err_console, fail, resolved_settings
 from orderq.cli.db import db_app
+from orderq.cli.values import whole_number
 from orderq.settings import Settings
 from producers.database import build_engine, describe_url, normalize_database_url
 
@@ -248,7 +249,7 @@ def verify(
 
 @db_app.command("drills")
 def drills(
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 10,
+    limit: Annotated[int, typer.Option("--limit", parser=whole_number(1, 1000), metavar="N")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """The latest restore drills (maintenance job `restore_drill`) and their results."""

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from orderq.cli.console import console, fail, resolved_settings
+from orderq.cli.console import FAILED, console, describe_failure, fail, resolved_settings
+from orderq.cli.values import whole_number
 from producers.database import build_engine
 
 db_app = typer.Typer(
@@ -138,7 +139,12 @@ def _json_default(value: Any) -> Any:
 @db_app.command("report")
 def report(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Rows per section.")] = 10,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit", parser=whole_number(1, 1000), metavar="N", help="Rows per section."
+        ),
+    ] = 10,
 ) -> None:
     """Connections by state, slowest statements, index problems, sizes, cache hit ratio."""
     from worker.adapters.monitoring import database_report
@@ -149,11 +155,7 @@ def report(
         with engine.connect() as connection:
             data = database_report(connection, limit, settings.stuck_command_after_seconds)
     except Exception as error:
-        fail(
-            f"could not read the database statistics: {error.__class__.__name__}: "
-            f"{' '.join(str(error).split())[:300]}",
-            code=1,
-        )
+        fail(f"could not read the database statistics: {describe_failure(error)}", code=FAILED)
     finally:
         engine.dispose()
     if as_json:

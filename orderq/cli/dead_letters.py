@@ -13,7 +13,8 @@ import typer
 from rich.table import Table
 
 from orderq.admin.dead_letters import DeadLetter, DeadLetterError, DeadLetters
-from orderq.cli.console import console, fail, settings_or_fail
+from orderq.cli.console import FAILED, console, describe_failure, fail, settings_or_fail
+from orderq.cli.values import parse_command_type, seconds, whole_number
 from producers.database import build_engine
 from producers.outcomes import wait_for
 from producers.publisher import Publisher, PublishError
@@ -23,7 +24,7 @@ dead_letters_app = typer.Typer(
     no_args_is_help=True,
 )
 
-KeyArgument = Annotated[str, typer.Argument(help="The idempotency key.")]
+KeyArgument = Annotated[str, typer.Argument(metavar="KEY", help="The idempotency key.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 T = TypeVar("T")
 
@@ -47,12 +48,12 @@ def _store() -> Iterator[DeadLetters]:
 def _attempt(action: Callable[[], T]) -> T:
     try:
         return action()
-    except DeadLetterError as error:
-        fail(str(error))
+    except DeadLetterError as error:  # no such key, or not in a state that allows it
+        fail(str(error), code=FAILED)
     except PublishError as error:
-        fail(f"{error} — the command is still failed", code=1)
+        fail(f"{error} — the command is still failed", code=FAILED)
     except Exception as error:  # the database is unreachable or refused the statement
-        fail(f"{error.__class__.__name__}: {' '.join(str(error).split())}", code=1)
+        fail(describe_failure(error), code=FAILED)
 
 
 def _short(text: str | None, width: int = 70) -> str:
@@ -64,9 +65,17 @@ def _short(text: str | None, width: int = 70) -> str:
 def list_dead_letters(
     state: Annotated[StateChoice, typer.Option("--state", help="Which ones.")] = StateChoice.failed,
     command_type: Annotated[
-        str | None, typer.Option("--type", help="Only this command type, e.g. place_order.")
+        str | None,
+        typer.Option(
+            "--type",
+            metavar="TYPE",
+            parser=parse_command_type,
+            help="Only this command type, e.g. place_order.",
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", parser=whole_number(1, 10_000), metavar="N", help="At most N.")
+    ] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """Dead letters, newest failure first (default: the failed ones)."""
@@ -118,7 +127,13 @@ def show(key: KeyArgument, as_json: JsonOption = False) -> None:
 def replay(
     key: KeyArgument,
     wait: Annotated[
-        float, typer.Option("--wait", min=0, help="Wait up to SECONDS for the new outcome.")
+        float,
+        typer.Option(
+            "--wait",
+            parser=seconds(0),
+            metavar="SECONDS",
+            help="Wait up to SECONDS for the new outcome.",
+        ),
     ] = 0.0,
 ) -> None:
     """Publish failed command KEY again with fresh attempts (same key: still runs once)."""
@@ -133,15 +148,16 @@ def replay(
             outcome = _attempt(lambda: wait_for(store.engine, key, wait))
             console.print(f"{key}: {outcome.status}", highlight=False)
             if not outcome.is_terminal:
-                raise typer.Exit(1)
+                raise typer.Exit(FAILED)
 
 
 @dead_letters_app.command("discard")
 def discard(
     key: KeyArgument,
-    reason: Annotated[str, typer.Option("--reason", help="Why (kept for audit).")],
+    reason: Annotated[str, typer.Option("--reason", metavar="TEXT", help="Why (kept for audit).")],
     by: Annotated[
-        str | None, typer.Option("--by", help="Who decided (default: your user name).")
+        str | None,
+        typer.Option("--by", metavar="NAME", help="Who decided (default: your user name)."),
     ] = None,
 ) -> None:
     """Give up on failed command KEY for good; the reason is kept for audit."""

@@ -17,9 +17,10 @@ from rich.progress import (
 from rich.table import Table
 from sqlalchemy import Engine
 
-from orderq.cli.console import console, err_console, fail, resolved_settings
+from orderq.cli.console import FAILED, console, err_console, fail, resolved_settings
 from orderq.cli.stack import migrate_or_fail, orderq_command
 from orderq.cli.supervisor import Child, Supervisor
+from orderq.cli.values import seconds, whole_number
 from orderq.demo import SCENARIOS, Check, DemoRun, Scenario
 from orderq.demo.waves import Broadcaster, Wave
 from orderq.demo.waves import Progress as Tracker
@@ -126,10 +127,18 @@ def _render(scenario: Scenario, engine: Engine) -> list[Check]:
 def demo(
     worker_concurrency: Annotated[
         int,
-        typer.Option("--worker-concurrency", min=1, help="Processes of the demo's own worker."),
+        typer.Option(
+            "--worker-concurrency",
+            parser=whole_number(1, 64),
+            metavar="N",
+            help="Processes of the demo's own worker.",
+        ),
     ] = 4,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=1, help="Seconds to wait for each wave.")
+        float,
+        typer.Option(
+            "--timeout", parser=seconds(1), metavar="SECONDS", help="Seconds to wait for each wave."
+        ),
     ] = 60.0,
 ) -> None:
     """Publish a realistic burst of commands and show exactly-once at work.
@@ -181,9 +190,9 @@ def demo(
         broadcaster.close()
         engine.dispose()
     if problem:
-        fail(problem, code=1)
+        fail(problem, code=FAILED)
     if failed:
-        fail(f"{len(failed)} invariant(s) failed: {', '.join(c.name for c in failed)}", code=1)
+        fail(f"{len(failed)} invariant(s) failed: {', '.join(c.name for c in failed)}", code=FAILED)
     console.print("[bold green]all invariants hold[/]")
 
 

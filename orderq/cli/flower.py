@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from orderq.cli.console import fail, resolved_settings, settings_or_fail
+from orderq.cli.values import whole_number
 from orderq.settings import Settings
 
 REFUSAL = (
@@ -61,9 +62,22 @@ def flower_arguments(settings: Settings, port: int | None, address: str | None) 
 
 
 def flower(
-    port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            "--port",
+            parser=whole_number(1, 65535),
+            metavar="PORT",
+            help="Port to listen on (default: ORDERQ_FLOWER_PORT, 5555).",
+        ),
+    ] = None,
     address: Annotated[
-        str | None, typer.Option("--address", help="Interface to bind (default 127.0.0.1).")
+        str | None,
+        typer.Option(
+            "--address",
+            metavar="ADDRESS",
+            help="Interface to bind (default: ORDERQ_FLOWER_ADDRESS, 127.0.0.1).",
+        ),
     ] = None,
     dev: Annotated[
         bool, typer.Option("--dev", help="Local development: allow running without credentials.")

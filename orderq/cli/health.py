@@ -19,7 +19,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from orderq.cli.console import console, resolved_settings
+from orderq.cli.console import FAILED, console, resolved_settings
+from orderq.cli.values import seconds
 from orderq.settings import Settings
 from producers.database import describe_url
 
@@ -144,7 +145,10 @@ def run_checks(settings: Settings, timeout: float, queues: Queues = Queues.all) 
 
 def health(
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, max=60, help="Seconds per check.")
+        float,
+        typer.Option(
+            "--timeout", parser=seconds(0.1, 60), metavar="SECONDS", help="Seconds per check."
+        ),
     ] = 3.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     queues: Annotated[
@@ -157,8 +161,11 @@ def health(
         ),
     ] = Queues.all,
 ) -> None:
-    """Check broker, database, migrations, and that the command queue and the maintenance
-    queue each have a consumer; exit 1 if anything is unhealthy."""
+    """Is this deployment able to run commands? Exit 1 if not.
+
+    Checks the broker, the database, that its schema is at the latest migration, and
+    that the command queue and the maintenance queue each have a consumer.
+    """
     settings = resolved_settings(quiet=True)
     checks = run_checks(settings, timeout, queues)
     healthy = all(check.ok for check in checks)
@@ -172,4 +179,4 @@ def health(
         console.print(table)
         console.print("[green]healthy[/]" if healthy else "[bold red]unhealthy[/]")
     if not healthy:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
 import typer
 
 from orderq.cli import backup as _backup  # noqa: F401  (adds db backup/restore/verify)
@@ -10,6 +13,7 @@ from orderq.cli import publish_loans as _loans  # noqa: F401  (adds loan subcomm
 from orderq.cli.api_keys import api_keys_app
 from orderq.cli.db import db_app
 from orderq.cli.dead_letters import dead_letters_app
+from orderq.cli.errors import OrderqGroup
 from orderq.cli.flower import flower
 from orderq.cli.health import health
 from orderq.cli.maintenance import maintenance_app
@@ -25,25 +29,57 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OrderqGroup,
 )
-app.add_typer(publish_app, name="publish")
-app.add_typer(orders_app, name="orders")
-app.command("publish-file")(publish_file)
-app.command("status")(status)
-app.add_typer(dead_letters_app, name="dead-letters")
-app.command("migrate")(ops.migrate)
-app.command("worker")(ops.worker)
-app.command("beat")(ops.beat)
-app.command("flower")(flower)
-app.command("serve")(serve)
-app.add_typer(api_keys_app, name="api-keys")
-app.command("health")(health)
-app.add_typer(db_app, name="db")
-app.add_typer(maintenance_app, name="maintenance")
-app.add_typer(metrics_app, name="metrics")
-app.command("up")(stack.up)
-app.command("down")(stack.down)
-app.command("demo")(demo.demo)
+# Commands in the root help, grouped by what a user comes to do (in this order).
+START, PUBLISH, RUN, LOOK = "Try it", "Publish and follow up", "Run the services", "Operate"
+app.command("demo", rich_help_panel=START)(demo.demo)
+app.command("up", rich_help_panel=START)(stack.up)
+app.command("down", rich_help_panel=START)(stack.down)
+app.add_typer(publish_app, name="publish", rich_help_panel=PUBLISH)
+app.command("publish-file", rich_help_panel=PUBLISH)(publish_file)
+app.command("status", rich_help_panel=PUBLISH)(status)
+app.add_typer(orders_app, name="orders", rich_help_panel=PUBLISH)
+app.add_typer(dead_letters_app, name="dead-letters", rich_help_panel=PUBLISH)
+app.command("migrate", rich_help_panel=RUN)(ops.migrate)
+app.command("worker", rich_help_panel=RUN)(ops.worker)
+app.add_typer(maintenance_app, name="maintenance", rich_help_panel=RUN)
+app.command("beat", rich_help_panel=RUN)(ops.beat)
+app.command("flower", rich_help_panel=RUN)(flower)
+app.command("serve", rich_help_panel=RUN)(serve)
+app.add_typer(metrics_app, name="metrics", rich_help_panel=RUN)
+app.command("health", rich_help_panel=LOOK)(health)
+app.add_typer(db_app, name="db", rich_help_panel=LOOK)
+app.add_typer(api_keys_app, name="api-keys", rich_help_panel=LOOK)
+
+
+def installed_version() -> str:
+    """The version of the installed orderq distribution."""
+    try:
+        return version("orderq")
+    except PackageNotFoundError:
+        return "unknown (orderq is not installed: pip install .)"
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"orderq {installed_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the installed version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Exactly-once order and loan commands: publish, check, run."""
 
 
 def main() -> None:

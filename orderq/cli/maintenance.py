@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from orderq.cli.console import console, fail, resolved_settings, settings_or_fail
+from orderq.cli.console import (
+    FAILED,
+    console,
+    describe_failure,
+    fail,
+    resolved_settings,
+    settings_or_fail,
+)
+from orderq.cli.ops import LogLevelOption
 
 maintenance_app = typer.Typer(
     help="Scheduled maintenance (beat sends these to the maintenance queue).",
@@ -18,7 +27,7 @@ maintenance_app = typer.Typer(
 
 @maintenance_app.command("list")
 def list_jobs() -> None:
-    """Every maintenance job, its Celery task and its interval from the settings."""
+    """Every maintenance job, how often beat sends it and the setting that says so."""
     from worker.service.maintenance.catalog import JOBS
 
     settings = settings_or_fail()
@@ -35,7 +44,9 @@ def list_jobs() -> None:
 
 @maintenance_app.command("run")
 def run_job(
-    name: Annotated[str, typer.Argument(help="Job name, see `orderq maintenance list`.")],
+    name: Annotated[
+        str, typer.Argument(metavar="JOB", help="Job name, see `orderq maintenance list`.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Run one maintenance job now, in this process (it still takes its advisory lock)."""
@@ -47,10 +58,13 @@ def run_job(
     resolved_settings(quiet=as_json)  # embedded servers, if any, into the environment
     from worker.entrypoints.celery_app import app
 
+    # the report is printed below; the job's own INFO line would only repeat it
+    logging.getLogger().setLevel(logging.WARNING)
+
     try:
         report = job.perform(app.services.maintenance)
     except Exception as error:
-        fail(f"{name} failed: {error.__class__.__name__}: {' '.join(str(error).split())}", code=1)
+        fail(f"{name} failed: {describe_failure(error)}", code=FAILED)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), default=str))
     else:
@@ -59,7 +73,7 @@ def run_job(
 
 @maintenance_app.command("worker")
 def maintenance_worker(
-    loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
+    loglevel: LogLevelOption = "INFO",
 ) -> None:
     """Serve the maintenance queue (one process: jobs are sequential by design)."""
     settings = resolved_settings()

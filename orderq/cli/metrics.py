@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from orderq.cli.console import console, err_console, fail, resolved_settings
+from orderq.cli.values import whole_number
 
 metrics_app = typer.Typer(
     help="Prometheus metrics (see docs/observability.md).", no_args_is_help=True
@@ -27,7 +28,10 @@ def serve(
         str | None, typer.Option("--host", help="Interface to bind (default 127.0.0.1).")
     ] = None,
     port: Annotated[
-        int | None, typer.Option("--port", min=1, max=65535, help="Port (default 9532).")
+        int | None,
+        typer.Option(
+            "--port", parser=whole_number(1, 65535), metavar="PORT", help="Port (default 9532)."
+        ),
     ] = None,
 ) -> None:
     """Serve /metrics until Ctrl-C: what every orderq process on this host recorded

@@ -6,21 +6,43 @@ from typing import Annotated
 
 import typer
 
-from orderq.cli.console import console, fail, resolved_settings
-from orderq.schema import DatabaseNotReady, ensure_database_exists, upgrade_to_head
+from orderq.cli.console import FAILED, console, describe_failure, fail, resolved_settings
+from orderq.cli.values import parse_log_level, seconds, whole_number
 from producers.database import describe_url
+
+LogLevelOption = Annotated[
+    str,
+    typer.Option(
+        "--loglevel",
+        "-l",
+        parser=parse_log_level,
+        metavar="LEVEL",
+        help="DEBUG, INFO, WARNING, ERROR or CRITICAL.",
+    ),
+]
+
+
+ConcurrencyOption = Annotated[
+    int,
+    typer.Option(
+        "--concurrency", "-c", parser=whole_number(1, 256), metavar="N", help="Worker processes."
+    ),
+]
 
 
 def migrate_or_fail(database_url: str, wait: float = 0) -> str:
     """Create the database if needed and upgrade it to head; exit 1 saying why if not."""
+    # imported here: Alembic is needed by migrate, demo and up, not by every command
+    from orderq.schema import DatabaseNotReady, ensure_database_exists, upgrade_to_head
+
     try:
         if ensure_database_exists(database_url, wait_seconds=wait):
             console.print(f"created database {describe_url(database_url)}")
         revision = upgrade_to_head(database_url)
     except DatabaseNotReady as error:
-        fail(str(error), code=1)
+        fail(str(error), code=FAILED)
     except Exception as error:
-        fail(f"migration failed: {error.__class__.__name__}: {error}", code=1)
+        fail(f"migration failed: {describe_failure(error)}", code=FAILED)
     console.print(f"database is at revision [bold]{revision}[/] (head)")
     return revision
 
@@ -30,8 +52,8 @@ def migrate(
         float,
         typer.Option(
             "--wait",
-            min=0,
-            max=3600,
+            parser=seconds(0, 3600),
+            metavar="SECONDS",
             help="Seconds to wait for a database server that is still starting.",
         ),
     ] = 60.0,
@@ -43,10 +65,16 @@ def migrate(
 
 
 def worker(
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1)] = 2,
-    loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
+    concurrency: ConcurrencyOption = 2,
+    loglevel: LogLevelOption = "INFO",
     queues: Annotated[
-        str | None, typer.Option("--queues", "-Q", help="Default: the command queue.")
+        str | None,
+        typer.Option(
+            "--queues",
+            "-Q",
+            metavar="QUEUES",
+            help="Queues to consume, comma-separated (default: ORDERQ_COMMAND_QUEUE).",
+        ),
     ] = None,
     name: Annotated[
         str,
@@ -76,10 +104,14 @@ def worker(
 
 
 def beat(
-    loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
+    loglevel: LogLevelOption = "INFO",
     schedule: Annotated[
         str | None,
-        typer.Option("--schedule", help="Ignored: beat keeps its state in PostgreSQL."),
+        typer.Option(
+            "--schedule",
+            metavar="FILE",
+            help="Ignored: beat keeps its state in PostgreSQL.",
+        ),
     ] = None,
 ) -> None:
     """Start Celery beat, the maintenance scheduler (one per host is fine: each run is

@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any, BinaryIO
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from orderq.cli.console import console, err_console, fail, resolved_settings
-from orderq.cli.values import describe_for_flags, parse_line, parse_price
+from orderq.cli import values
+from orderq.cli.command_lines import parse_line, read_lines
+from orderq.cli.console import (
+    FAILED,
+    console,
+    describe_failure,
+    err_console,
+    fail,
+    resolved_settings,
+)
 from producers.commands import (
     CancelOrder,
     Command,
     ConfirmPayment,
     InvalidCommand,
+    OrderLine,
     PlaceOrder,
     RestockProduct,
     ShipOrder,
     UpsertProduct,
-    parse_command,
 )
 from producers.publisher import Publisher, PublishError
 
@@ -33,17 +41,28 @@ publish_app = typer.Typer(
 )
 
 KeyOption = Annotated[
-    str, typer.Option("--key", help="Idempotency key (reuse it to retry safely).")
+    str,
+    typer.Option(
+        "--key", metavar="KEY", help="Idempotency key: publish again with it to retry safely."
+    ),
 ]
-SkuOption = Annotated[str, typer.Option("--sku", help="Product SKU, e.g. MUG-1.")]
-OrderOption = Annotated[str, typer.Option("--order", help="Order number, e.g. ORD-000042.")]
+SkuOption = Annotated[str, typer.Option("--sku", metavar="SKU", help="Product SKU, e.g. MUG-1.")]
+OrderOption = Annotated[
+    str,
+    typer.Option(
+        "--order",
+        metavar="ORDER",
+        parser=values.parse_order_number,
+        help="Order number, e.g. ORD-000042.",
+    ),
+]
 
 
 def build_command(factory: Callable[..., Command], **fields: Any) -> Command:
     try:
         return factory(**fields)
     except ValidationError as error:
-        fail(describe_for_flags(error))
+        fail(values.describe_for_flags(error))
 
 
 def send_command(command: Command) -> None:
@@ -52,9 +71,9 @@ def send_command(command: Command) -> None:
         with Publisher(settings) as publisher:
             receipt = publisher.publish(command)
     except PublishError as error:
-        fail(str(error), code=1)
+        fail(str(error), code=FAILED)
     except Exception as error:  # database unreachable while recording "queued"
-        fail(f"could not record {command.key}: {error.__class__.__name__}: {error}", code=1)
+        fail(f"could not record {command.key}: {describe_failure(error)}", code=FAILED)
     console.print(
         f"published [bold]{command.type}[/] key=[bold]{receipt.key}[/] to {receipt.queue} "
         f"— check with: orderq status {receipt.key} --wait 10",
@@ -66,22 +85,31 @@ def send_command(command: Command) -> None:
 def upsert_product(
     key: KeyOption,
     sku: SkuOption,
-    name: Annotated[str, typer.Option("--name", help="Product name.")],
-    price: Annotated[str, typer.Option("--price", help="Unit price, e.g. 12.50.")],
+    name: Annotated[str, typer.Option("--name", metavar="NAME", help="Product name.")],
+    price: Annotated[
+        int,
+        typer.Option(
+            "--price",
+            parser=values.parse_price,
+            metavar="PRICE",
+            help="Unit price, e.g. 12.50 (at most 100,000,000.00).",
+        ),
+    ],
 ) -> None:
     """Create a product (with empty stock) or change its name and price."""
-    try:
-        cents = parse_price(price)
-    except ValueError as error:
-        fail(str(error))
-    send_command(build_command(UpsertProduct, key=key, sku=sku, name=name, price_cents=cents))
+    send_command(build_command(UpsertProduct, key=key, sku=sku, name=name, price_cents=price))
 
 
 @publish_app.command("restock")
 def restock(
     key: KeyOption,
     sku: SkuOption,
-    qty: Annotated[int, typer.Option("--qty", help="Units received (> 0).")],
+    qty: Annotated[
+        int,
+        typer.Option(
+            "--qty", parser=values.whole_number(), metavar="N", help="Units received (> 0)."
+        ),
+    ],
 ) -> None:
     """Add received units to a product's stock."""
     send_command(build_command(RestockProduct, key=key, sku=sku, qty=qty))
@@ -90,15 +118,21 @@ def restock(
 @publish_app.command("place-order")
 def place_order(
     key: KeyOption,
-    customer: Annotated[str, typer.Option("--customer", help="Customer reference.")],
-    line: Annotated[list[str], typer.Option("--line", help="SKU:QTY; repeat for more lines.")],
+    customer: Annotated[
+        str, typer.Option("--customer", metavar="CUSTOMER", help="Customer reference.")
+    ],
+    line: Annotated[
+        list[OrderLine],
+        typer.Option(
+            "--line",
+            parser=values.parse_line,
+            metavar="SKU:QTY",
+            help="A product and how many, e.g. MUG-1:2; repeat for more lines.",
+        ),
+    ],
 ) -> None:
     """Reserve stock for every line and create the order (or reject it whole)."""
-    try:
-        lines = [parse_line(value) for value in line]
-    except ValueError as error:
-        fail(str(error))
-    send_command(build_command(PlaceOrder, key=key, customer_ref=customer, lines=lines))
+    send_command(build_command(PlaceOrder, key=key, customer_ref=customer, lines=line))
 
 
 @publish_app.command("confirm-payment")
@@ -119,18 +153,29 @@ def cancel_order(key: KeyOption, order: OrderOption) -> None:
     send_command(build_command(CancelOrder, key=key, order_number=order))
 
 
-def _numbered_lines(stream: TextIO) -> Iterator[tuple[int, str]]:
-    for number, raw in enumerate(stream, start=1):
-        if raw.strip():
-            yield number, raw
+def _refused_summary(numbers: list[int]) -> str:
+    shown = ", ".join(str(n) for n in numbers[:10])
+    return f" (line{'s' if len(numbers) > 1 else ''} {shown}{', …' if len(numbers) > 10 else ''})"
 
 
-def _parse_line(raw: str) -> Command:
+def _open(source: str) -> tuple[BinaryIO, int | None]:
+    """The byte stream to read and, for a regular file, how many non-blank lines it has
+    (a pipe such as `<(zcat commands.jsonl.gz)` is read once, without a total)."""
+    if source == "-":
+        return sys.stdin.buffer, None
+    path = Path(source)
+    if not path.exists():
+        fail(f"{source}: no such file")
+    if path.is_dir():
+        fail(f"{source}: is a folder, not a file")
     try:
-        message = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise InvalidCommand(f"invalid JSON ({error.msg} at column {error.colno})") from None
-    return parse_command(message)
+        total = None
+        if path.is_file():
+            with path.open("rb") as counting:
+                total = sum(1 for _ in read_lines(counting).lines)
+        return path.open("rb"), total
+    except OSError as error:
+        fail(f"{source}: cannot read it: {error.strerror}")
 
 
 def publish_file(
@@ -138,22 +183,33 @@ def publish_file(
         str, typer.Argument(metavar="FILE|-", help="JSON-lines file of commands, or - for stdin.")
     ],
 ) -> None:
-    """Publish a stream of JSON-lines commands ({"type": "place_order", "key": …}).
+    """Publish commands from a JSON-lines file (or stdin), one command per line.
 
-    Lines that fail validation are reported by line number; the rest are published.
-    Exits 1 if any line was refused.
+    A line looks like {"type": "place_order", "key": "web-1", "customer_ref": …}.
+
+    Each line is read and checked on its own: a line that is not valid (JSON, a known
+    command, UTF-8) is refused with its number and the reason, the others are
+    published. The text is UTF-8; a file starting with a byte-order mark is read as
+    UTF-8, UTF-16 or UTF-32 as the mark says. Exits 1 if any line was refused.
     """
-    if source == "-":
-        stream: TextIO = sys.stdin
-        total = None
-    else:
-        path = Path(source)
-        if not path.is_file():
-            fail(f"{source}: no such file")
-        stream = path.open(encoding="utf-8")
-        total = sum(1 for raw in path.open(encoding="utf-8") if raw.strip())
+    stream, total = _open(source)
+    try:
+        _publish_stream(source, stream, total)
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+def _publish_stream(source: str, stream: BinaryIO, total: int | None) -> None:
+    reader = read_lines(stream)
     settings = resolved_settings()
-    published, refused = 0, []
+    if reader.marked:
+        err_console.print(
+            f"[dim]reading {'stdin' if source == '-' else source} as {reader.encoding} "
+            "(it starts with a byte-order mark)[/]",
+            highlight=False,
+        )
+    published, refused, line = 0, [], 0
     progress = Progress(
         TextColumn("publishing"),
         BarColumn(),
@@ -165,21 +221,26 @@ def publish_file(
     try:
         with Publisher(settings) as publisher, progress:
             task = progress.add_task("publish", total=total)
-            for number, raw in _numbered_lines(stream):
+            for item in reader.lines:
+                line = item.number
                 try:
-                    publisher.publish(_parse_line(raw))
+                    if item.problem:
+                        raise InvalidCommand(item.problem)
+                    publisher.publish(parse_line(item.text))
                     published += 1
                 except InvalidCommand as error:
-                    refused.append(f"line {number}: {error.problem}")
+                    refused.append(item.number)
                     progress.console.print(
-                        f"[yellow]line {number}:[/] {error.problem}", highlight=False
+                        f"[yellow]line {item.number}:[/] {escape(error.problem)}", highlight=False
                     )
                 progress.advance(task)
     except PublishError as error:
-        fail(f"{error} (published {published} before stopping)", code=1)
-    finally:
-        if stream is not sys.stdin:
-            stream.close()
-    console.print(f"published {published} command(s); {len(refused)} line(s) refused")
+        fail(
+            f"{error} — stopped at line {line} after publishing {published} command(s); "
+            "publishing the file again is safe (the keys make repeats harmless)",
+            code=FAILED,
+        )
+    summary = f"published {published} command(s); {len(refused)} line(s) refused"
+    console.print(summary + (_refused_summary(refused) if refused else ""), highlight=False)
     if refused:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)

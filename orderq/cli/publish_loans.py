@@ -10,9 +10,8 @@ from typing import Annotated
 
 import typer
 
-from orderq.cli.console import fail
-from orderq.cli.publish import build_command, publish_app, send_command
-from orderq.cli.values import parse_whole_number
+from orderq.cli.publish import KeyOption, build_command, publish_app, send_command
+from orderq.cli.values import whole_number
 from producers.commands import (
     AddCopy,
     AddWork,
@@ -24,32 +23,39 @@ from producers.commands import (
     ReturnCopy,
 )
 
-KeyOption = Annotated[
-    str, typer.Option("--key", help="Idempotency key (reuse it to retry safely).")
+MemberOption = Annotated[
+    str, typer.Option("--member", metavar="MEMBER", help="Member number, e.g. M-1001.")
 ]
-MemberOption = Annotated[str, typer.Option("--member", help="Member number, e.g. M-1001.")]
-WorkOption = Annotated[str, typer.Option("--work", help="Work code, e.g. W-42 or an ISBN.")]
-BarcodeOption = Annotated[str, typer.Option("--barcode", help="Copy barcode, e.g. 31234000123.")]
+WorkOption = Annotated[
+    str, typer.Option("--work", metavar="WORK", help="Work code, e.g. W-42 or an ISBN.")
+]
+BarcodeOption = Annotated[
+    str, typer.Option("--barcode", metavar="BARCODE", help="Copy barcode, e.g. 31234000123.")
+]
 
 
 @publish_app.command("register-member")
 def register_member(
     key: KeyOption,
     member: MemberOption,
-    name: Annotated[str, typer.Option("--name", help="The member's name.")],
+    name: Annotated[str, typer.Option("--name", metavar="NAME", help="The member's name.")],
     loan_limit: Annotated[
-        str, typer.Option("--loan-limit", help="Most loans at once (0-1000).")
-    ] = "5",
-    status: Annotated[str, typer.Option("--status", help="active or suspended.")] = "active",
+        int,
+        typer.Option(
+            "--loan-limit", parser=whole_number(), metavar="N", help="Most loans at once (0-1000)."
+        ),
+    ] = 5,
+    status: Annotated[
+        str,
+        typer.Option(
+            "--status", metavar="active|suspended", help="A suspended member cannot borrow."
+        ),
+    ] = "active",
 ) -> None:
     """Register a member, or replace a member's name, loan limit and status."""
-    try:
-        limit = parse_whole_number("--loan-limit", loan_limit)
-    except ValueError as error:
-        fail(str(error))
     send_command(
         build_command(
-            RegisterMember, key=key, member=member, name=name, loan_limit=limit, status=status
+            RegisterMember, key=key, member=member, name=name, loan_limit=loan_limit, status=status
         )
     )
 
@@ -58,9 +64,10 @@ def register_member(
 def add_work(
     key: KeyOption,
     work: WorkOption,
-    title: Annotated[str, typer.Option("--title", help="The work's title.")],
+    title: Annotated[str, typer.Option("--title", metavar="TITLE", help="The work's title.")],
     author: Annotated[
-        list[str] | None, typer.Option("--author", help="An author; repeat for more.")
+        list[str] | None,
+        typer.Option("--author", metavar="AUTHOR", help="An author; repeat for more."),
     ] = None,
 ) -> None:
     """Add a work to the catalogue, or replace its title and authors."""

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from orderq.cli.console import err_console, fail, resolved_settings, settings_or_fail
+from orderq.cli.values import whole_number
 
 
 def serve(
@@ -15,10 +16,21 @@ def serve(
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option("--port", min=1, max=65535, help="Port (ORDERQ_HTTP_PORT or PORT; 8080)."),
+        typer.Option(
+            "--port",
+            parser=whole_number(1, 65535),
+            metavar="PORT",
+            help="Port (ORDERQ_HTTP_PORT or PORT; 8080).",
+        ),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Server processes (ORDERQ_HTTP_WORKERS).")
+        int | None,
+        typer.Option(
+            "--workers",
+            parser=whole_number(1),
+            metavar="N",
+            help="Server processes (ORDERQ_HTTP_WORKERS).",
+        ),
     ] = None,
 ) -> None:
     """Serve the HTTP API: POST commands with an Idempotency-Key, GET outcomes and rows."""

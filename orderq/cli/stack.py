@@ -18,9 +18,17 @@ from typing import Annotated
 import typer
 from rich.panel import Panel
 
-from orderq.cli.console import console, err_console, fail, resolved_settings, settings_or_fail
-from orderq.cli.ops import migrate_or_fail
+from orderq.cli.console import (
+    FAILED,
+    console,
+    err_console,
+    fail,
+    resolved_settings,
+    settings_or_fail,
+)
+from orderq.cli.ops import ConcurrencyOption, migrate_or_fail
 from orderq.cli.supervisor import Child, Supervisor
+from orderq.cli.values import seconds, whole_number
 from orderq.embedded.processes import LockHeld, locked
 from orderq.settings import Settings
 
@@ -154,28 +162,46 @@ def _children(
 
 
 def up(
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", "-c", min=1, help="Worker processes.")
-    ] = 2,
+    concurrency: ConcurrencyOption = 2,
     flower_port: Annotated[
-        int, typer.Option("--flower-port", min=1, max=65535, help="Flower's port (127.0.0.1).")
+        int,
+        typer.Option(
+            "--flower-port",
+            parser=whole_number(1, 65535),
+            metavar="PORT",
+            help="Flower's port (127.0.0.1).",
+        ),
     ] = 5555,
     api_port: Annotated[
-        int, typer.Option("--api-port", min=1, max=65535, help="The HTTP API's port (127.0.0.1).")
+        int,
+        typer.Option(
+            "--api-port",
+            parser=whole_number(1, 65535),
+            metavar="PORT",
+            help="The HTTP API's port (127.0.0.1).",
+        ),
     ] = 8080,
     metrics_port: Annotated[
         int,
         typer.Option(
-            "--metrics-port", min=1, max=65535, help="Prometheus metrics' port (127.0.0.1)."
+            "--metrics-port",
+            parser=whole_number(1, 65535),
+            metavar="PORT",
+            help="Prometheus metrics' port (127.0.0.1).",
         ),
     ] = 9532,
     ready_timeout: Annotated[
-        float, typer.Option("--ready-timeout", min=1, help="Seconds to wait for start-up.")
+        float,
+        typer.Option(
+            "--ready-timeout",
+            parser=seconds(1),
+            metavar="SECONDS",
+            help="Seconds to wait for start-up.",
+        ),
     ] = 120.0,
 ) -> None:
-    """Migrate, then run the workers, beat, Flower, the HTTP API and the metrics server in the
-    foreground
-    until Ctrl-C.
+    """Migrate, then run the workers, beat, Flower, the HTTP API and the metrics server in
+    the foreground until Ctrl-C.
 
     With no DATABASE_URL/CELERY_BROKER_URL set, the embedded PostgreSQL and Redis are
     started first (and keep running afterwards: `orderq down` stops them).
@@ -184,17 +210,19 @@ def up(
     data_dir = settings.data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     if _listening(flower_port):
-        fail(f"port {flower_port} is in use: pick another with --flower-port", code=1)
+        fail(f"port {flower_port} is in use: pick another with --flower-port", code=FAILED)
     if len({flower_port, api_port, metrics_port}) < 3:
-        fail("--flower-port, --api-port and --metrics-port must differ", code=2)
+        fail("--flower-port, --api-port and --metrics-port must differ")
     for flag, port in (("--api-port", api_port), ("--metrics-port", metrics_port)):
         if _listening(port):
-            fail(f"port {port} is in use: pick another with {flag}", code=1)
+            fail(f"port {port} is in use: pick another with {flag}", code=FAILED)
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(locked(data_dir / "up.lock", wait=0, what="orderq up"))
         except LockHeld as held:
-            fail(f"{held} for the data folder {data_dir}: stop it first (Ctrl-C there)", code=1)
+            fail(
+                f"{held} for the data folder {data_dir}: stop it first (Ctrl-C there)", code=FAILED
+            )
         _stop_leftovers(data_dir)
         resolved = resolved_settings(settings)
         assert resolved.database_url is not None
@@ -313,9 +341,9 @@ def down() -> None:
         with locked(data_dir / "up.lock", wait=0, what="orderq up"):
             stopped = stop(data_dir)
     except LockHeld as held:
-        fail(f"{held} for {data_dir}: stop it first (Ctrl-C there), then orderq down", code=1)
+        fail(f"{held} for {data_dir}: stop it first (Ctrl-C there), then orderq down", code=FAILED)
     except (EmbeddedServerError, ImportError) as error:
-        fail(f"could not stop the embedded servers: {error}", code=1)
+        fail(f"could not stop the embedded servers: {error}", code=FAILED)
     if not stopped:
         console.print(f"no embedded server is running for {data_dir}")
         return

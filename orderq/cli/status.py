@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from orderq.cli.console import console, fail, resolved_settings
+from orderq.cli.console import FAILED, console, describe_failure, fail, resolved_settings
+from orderq.cli.values import seconds
 from producers.database import build_engine
 from producers.outcomes import CommandStatus, lookup, wait_for
 
@@ -35,10 +36,15 @@ def _render(status: CommandStatus) -> None:
 
 
 def status(
-    key: Annotated[str, typer.Argument(help="The idempotency key to look up.")],
+    key: Annotated[str, typer.Argument(metavar="KEY", help="The idempotency key to look up.")],
     wait: Annotated[
         float,
-        typer.Option("--wait", min=0, help="Wait up to SECONDS for a final outcome."),
+        typer.Option(
+            "--wait",
+            parser=seconds(0),
+            metavar="SECONDS",
+            help="Wait up to SECONDS for a final outcome.",
+        ),
     ] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -51,7 +57,7 @@ def status(
     try:
         current = wait_for(engine, key, wait) if wait else lookup(engine, key)
     except Exception as error:
-        fail(f"could not read the outcome of {key}: {error.__class__.__name__}: {error}", code=1)
+        fail(f"could not read the outcome of {key}: {describe_failure(error)}", code=FAILED)
     finally:
         engine.dispose()
     if as_json:
@@ -59,4 +65,4 @@ def status(
     else:
         _render(current)
     if wait and not current.is_terminal:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)

@@ -156,6 +156,9 @@ class Supervisor:
             child.process.wait(10)
         for reader in self._readers:
             reader.join(5)
+        for child in self.children:
+            if child.process is not None and child.process.stdout is not None:
+                child.process.stdout.close()
 
     @contextlib.contextmanager
     def signals_stop(self):

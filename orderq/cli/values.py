@@ -1,12 +1,25 @@
-"""Parsing of command-line values into command fields, with errors that name the flag."""
+"""Parsing of command-line values, with errors that say what is wrong with the value.
+
+The parsers are given to typer (`typer.Option(parser=…)`): a `ValueError` they raise
+becomes one line through `orderq.cli.errors`, prefixed with the flag the user typed,
+e.g. `error: --qty 'abc' is not a whole number`. Each message starts with the value.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from producers.commands import OrderLine, readable_message
+from producers.commands import (
+    COMMANDS_BY_TYPE,
+    MAX_PRICE_CENTS,
+    OrderLine,
+    OrderNumber,
+    readable_message,
+)
 
 FLAG_FOR_FIELD = {
     "key": "--key",
@@ -28,36 +41,135 @@ FLAG_FOR_FIELD = {
 }
 
 
-def parse_price(value: str) -> int:
-    """'12.50' -> 1250 cents; refuses negatives, fractions of a cent and non-numbers."""
+def money(cents: int) -> str:
+    """1250 -> '12.50', with thousands separators."""
+    return f"{Decimal(cents) / 100:,.2f}"
+
+
+def parse_price(value: Any) -> int:
+    """'12.50' -> 1250 cents; refuses non-numbers, negatives, fractions of a cent and
+    prices over the limit (said in the unit the user typed)."""
+    if isinstance(value, int):
+        return value
     try:
-        amount = Decimal(value.strip())
+        amount = Decimal(str(value).strip())
     except InvalidOperation:
-        raise ValueError(f"--price {value!r} is not a number (expected e.g. 12.50)") from None
-    if not amount.is_finite() or amount < 0:
-        raise ValueError(f"--price {value!r} must be zero or more")
+        raise ValueError(f"{value!r} is not a number (expected e.g. 12.50)") from None
+    if not amount.is_finite():
+        raise ValueError(f"{value!r} is not a number (expected e.g. 12.50)")
+    if amount < 0:
+        raise ValueError(f"{value!r} must be zero or more")
     cents = amount * 100
     if cents != cents.to_integral_value():
-        raise ValueError(f"--price {value!r} has more than two decimal places")
+        raise ValueError(f"{value!r} has more than two decimal places")
+    if cents > MAX_PRICE_CENTS:
+        raise ValueError(f"{value!r} is over the limit: at most {money(MAX_PRICE_CENTS)}")
     return int(cents)
 
 
-def parse_line(value: str) -> OrderLine:
+def parse_line(value: Any) -> OrderLine:
     """'MUG-1:2' -> OrderLine(sku='MUG-1', qty=2)."""
-    sku, sep, qty = value.rpartition(":")
+    if isinstance(value, OrderLine):
+        return value
+    sku, sep, qty = str(value).rpartition(":")
     if not sep or not sku or not qty:
-        raise ValueError(f"--line {value!r} must look like SKU:QTY (e.g. MUG-1:2)")
+        raise ValueError(f"{value!r} must look like SKU:QTY (e.g. MUG-1:2)")
     try:
         quantity = int(qty)
     except ValueError:
-        raise ValueError(f"--line {value!r}: quantity {qty!r} is not a whole number") from None
+        raise ValueError(f"{value!r}: quantity {qty!r} is not a whole number") from None
     try:
         return OrderLine(sku=sku, qty=quantity)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc']))}: {readable_message(e)}" for e in error.errors()
         )
-        raise ValueError(f"--line {value!r}: {problems}") from None
+        raise ValueError(f"{value!r}: {problems}") from None
+
+
+def parse_order_number(value: Any) -> str:
+    """'ord-000042' -> 'ORD-000042', else "'42' is not an order number (like …)"."""
+    try:
+        return TypeAdapter(OrderNumber).validate_python(value)
+    except ValidationError as error:
+        raise ValueError(readable_message(error.errors()[0])) from None
+
+
+def _bounds(minimum: float | None, maximum: float | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f"between {minimum:g} and {maximum:g}"
+    if minimum is not None:
+        return "0 or more" if minimum == 0 else f"at least {minimum:g}"
+    return f"at most {maximum:g}"
+
+
+def _within(value: Any, number: float, minimum: float | None, maximum: float | None) -> None:
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise ValueError(f"{value!r} must be {_bounds(minimum, maximum)}")
+
+
+def whole_number(minimum: int | None = None, maximum: int | None = None) -> Callable[[Any], int]:
+    """A parser for an integer option: '5' -> 5, else "'abc' is not a whole number"."""
+
+    def parse(value: Any) -> int:
+        if isinstance(value, int):
+            number = value
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                raise ValueError(f"{value!r} is not a whole number") from None
+        _within(value, number, minimum, maximum)
+        return number
+
+    return parse
+
+
+def seconds(minimum: float | None = 0, maximum: float | None = None) -> Callable[[Any], float]:
+    """A parser for a duration option: '2.5' -> 2.5, else "'soon' is not a number of
+    seconds"."""
+
+    def parse(value: Any) -> float:
+        if isinstance(value, int | float):
+            number = float(value)
+        else:
+            try:
+                number = float(str(value).strip())
+            except ValueError:
+                number = float("nan")
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError(f"{value!r} is not a number of seconds (e.g. 2.5)")
+        _within(value, number, minimum, maximum)
+        return number
+
+    return parse
+
+
+def parse_command_type(value: Any) -> str:
+    """'place_order' as it is, else "'teleport' is not a command type (known: …)"."""
+    if value not in COMMANDS_BY_TYPE:
+        raise ValueError(
+            f"{value!r} is not a command type (known: {', '.join(sorted(COMMANDS_BY_TYPE))})"
+        )
+    return str(value)
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def parse_log_level(value: Any) -> str:
+    """'info' -> 'INFO', else "'loud' is not a log level (DEBUG, INFO, …)"."""
+    level = str(value).strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"{value!r} is not a log level ({', '.join(LOG_LEVELS)})")
+    return level
+
+
+def flag_message(flag: str, message: str) -> str:
+    """`--qty 'abc' is not a whole number`: a message that starts with the value follows
+    the flag directly; any other (`Input should be greater than 0`) after a colon."""
+    joiner = " " if message.startswith(("'", '"')) else ": "
+    return f"{flag}{joiner}{message}"
 
 
 def describe_for_flags(error: ValidationError) -> str:
@@ -70,13 +182,5 @@ def describe_for_flags(error: ValidationError) -> str:
             flag = f"--line #{int(location[1]) + 1}" + (
                 f" {location[2]}" if len(location) > 2 else ""
             )
-        parts.append(f"{flag}: {readable_message(item)}")
+        parts.append(flag_message(flag, readable_message(item)))
     return "; ".join(parts)
-
-
-def parse_whole_number(flag: str, value: str) -> int:
-    """'5' -> 5, with an error naming the flag (typer's own message is a multi-line box)."""
-    try:
-        return int(value.strip())
-    except ValueError:
-        raise ValueError(f"{flag} {value!r} is not a whole number") from None

@@ -63,7 +63,7 @@ def test_list_show_and_replay_a_dead_letter(worker, engine, dead_letter):
     assert json.loads(orderq("dead-letters", "show", command.key, "--json").stdout)["replays"] == 1
 
     again = orderq("dead-letters", "replay", command.key)
-    assert again.exit_code == 2
+    assert again.exit_code == 1  # a state the command cannot act on (docs/cli.md)
     assert "already has an outcome (succeeded)" in again.output
 
 
@@ -92,7 +92,7 @@ def test_discard_keeps_the_reason_and_refuses_a_replay(engine, dead_letter):
         "discarded",
         "customer cancelled",
     )
-    assert replay.exit_code == 2 and "was discarded (customer cancelled)" in replay.output
+    assert replay.exit_code == 1 and "was discarded (customer cancelled)" in replay.output
     assert command.key in {entry["key"] for entry in json.loads(listed.stdout)}
 
 
@@ -104,10 +104,10 @@ def test_clear_errors_for_unknown_keys_and_live_commands(engine):
     running = orderq("dead-letters", "replay", live.key)
     discard = orderq("dead-letters", "discard", live.key, "--reason", "x")
 
-    assert unknown.exit_code == 2
+    assert unknown.exit_code == 1
     assert "NO-SUCH-KEY: no such key" in unknown.output
-    assert running.exit_code == 2
+    assert running.exit_code == 1
     assert f"{live.key} is running, not failed: only failed commands can be replayed" in (
         " ".join(running.output.split())
     )
-    assert discard.exit_code == 2 and "only failed commands can be discarded" in discard.output
+    assert discard.exit_code == 1 and "only failed commands can be discarded" in discard.output

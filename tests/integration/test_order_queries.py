@@ -6,11 +6,17 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
-from orderq.admin.order_queries import find_order, page_orders, status_report
+from orderq.admin.order_queries import (
+    FIRST_PAGE_ALL_STATUSES,
+    NEXT_PAGE_ALL_STATUSES,
+    find_order,
+    page_orders,
+    status_report,
+)
 from producers.commands import CancelOrder
 from tests.support.commands import new_product, order_for, run
 from tests.support.ids import unique
-from tests.support.plans import index_names
+from tests.support.plans import index_names, plan_nodes
 
 
 def test_find_order_returns_its_lines(runner, engine):
@@ -54,6 +60,31 @@ def test_keyset_pages_cover_every_order_once_newest_first(runner, engine):
     assert len(seen) >= 7
 
 
+def test_keyset_pages_across_every_status_cover_each_order_once_newest_first(runner, engine):
+    sku = new_product(runner, stock=20)
+    mine = []
+    for n in range(6):
+        number = run(runner, order_for(sku)).result["order_number"]
+        if n % 2:
+            run(runner, CancelOrder(key=unique("c"), order_number=number))
+        mine.append(number)
+
+    seen, cursor = [], None
+    while True:
+        page = page_orders(engine, None, limit=500, cursor=cursor)
+        seen += [(order["created_at"], order["order_number"]) for order in page.orders]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+
+    numbers = [number for _, number in seen]
+    assert len(numbers) == len(set(numbers))  # no order twice across pages
+    assert [created for created, _ in seen] == sorted((c for c, _ in seen), reverse=True)
+    assert set(mine) <= set(numbers)  # placed and cancelled ones alike
+    first = page_orders(engine, None, limit=3)
+    assert [o["order_number"] for o in first.orders] == numbers[:3]
+
+
 def test_report_counts_and_sums_per_status(runner, engine):
     now = datetime.now(UTC)
     before = {r["status"]: r for r in status_report(engine, ["placed"], now - timedelta(1), now)}
@@ -94,3 +125,44 @@ def test_page_and_report_use_the_status_created_at_index(engine):
 
     assert page == {"ix_orders_status_created_at"}
     assert report == {"ix_orders_status_created_at"}
+
+
+def test_page_across_every_status_reads_the_status_index_not_the_table(engine):
+    """Listing without a status: one short range of ix_orders_status_created_at per
+    status, merged — no sequential scan and no sort of the whole table, at any depth."""
+    with engine.connect() as connection, connection.begin() as transaction:
+        connection.execute(
+            text(
+                "INSERT INTO orders"
+                " (idempotency_key, customer_ref, status, total_cents, created_at)"
+                " SELECT 'plan-all-' || n, 'c',"
+                " (ARRAY['placed','paid','shipped','cancelled'])[n % 4 + 1],"
+                " 100, now() - n * interval '1 minute' FROM generate_series(1, 100000) n"
+            )
+        )
+        connection.execute(text("ANALYZE orders"))
+        statuses = ["placed", "paid", "shipped", "cancelled"]
+        plans = [
+            plan_nodes(connection, sql, params)
+            for sql, params in (
+                (FIRST_PAGE_ALL_STATUSES, {"statuses": statuses, "limit": 20}),
+                (
+                    NEXT_PAGE_ALL_STATUSES,
+                    {
+                        "statuses": statuses,
+                        "limit": 20,
+                        "after_created": datetime.now(UTC) - timedelta(days=50),
+                        "after_id": 0,
+                    },
+                ),
+            )
+        ]
+        transaction.rollback()
+
+    for nodes in plans:
+        scans = [n for n in nodes if n.get("Relation Name") == "orders"]
+        assert [n["Node Type"] for n in scans] == ["Index Scan"]
+        assert scans[0]["Index Name"] == "ix_orders_status_created_at"
+        # each status's range stops after one page: the sort sees at most 4 pages
+        limits = [n for n in nodes if n["Node Type"] == "Limit"]
+        assert len(limits) == 2

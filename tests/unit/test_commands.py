@@ -54,6 +54,16 @@ def test_invalid_messages_name_the_problem(overrides, named):
     assert named in error.value.problem
 
 
+@pytest.mark.parametrize("key", ["has space", "tab\there", "caf\u00e9"])
+def test_a_bad_key_is_explained_in_words_not_as_a_regular_expression(key):
+    with pytest.raises(InvalidCommand) as error:
+        parse_command(place_order(key=key))
+
+    assert error.value.problem == (
+        f"key: {key!r} is not an idempotency key: printable ASCII, no spaces (like web-1001)"
+    )
+
+
 def test_missing_field_is_named():
     message = place_order()
     del message["customer_ref"]
