@@ -41,6 +41,13 @@ class WorkerSettings(ProducerSettings):
     # Celery task events (see celery_config.py): Flower turns them on while it runs
     task_events: bool = False
 
+    # -- contacts -------------------------------------------------------------------------
+    # The country (ISO 3166 code, e.g. "GB") of phone numbers written nationally
+    # ("020 7946 0000"): with it they are stored under their international digits, so
+    # every spelling of a number finds it (worker/domain/contacts.py). Unset: national
+    # numbers keep their own digits, and searches try both forms of an international one.
+    phone_region: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$")
+
     # -- library loans --------------------------------------------------------------------
     loan_period_days: PositiveInt = 21
     loan_renewal_limit: int = Field(default=2, ge=0)

@@ -101,7 +101,13 @@ class CommandRunner:
         if attempt.is_dead:
             # A dead letter is not run again until an operator replays it.
             return Outcome.failed(command.key, attempt.error or f"{command.key} is {attempt.state}")
-        ctx = CommandContext(command.key, self.loan_policy, attempt.number, self.failpoints)
+        ctx = CommandContext(
+            command.key,
+            self.loan_policy,
+            attempt.number,
+            self.failpoints,
+            self.settings.phone_region,
+        )
         if attempt.number > self.settings.max_attempts:
             died = (
                 f"{self.settings.max_attempts} attempts started and none finished "
@@ -247,7 +253,7 @@ class CommandRunner:
             fingerprint = fingerprint_of({"body": body})
         except (TypeError, ValueError):
             fingerprint = fingerprint_of({"unrepresentable": repr(body)[:1000]})
-        ctx = CommandContext(key, self.loan_policy, 1, self.failpoints)
+        ctx = CommandContext(key, self.loan_policy, 1, self.failpoints, self.settings.phone_region)
         try:
             return execute(self._new_uow, ctx, command_type, fingerprint, refuse)
         except Exception as error:
