@@ -29,14 +29,26 @@ def phone_key(raw: str | None, region: str | None) -> str | None:
     """The digits key of a phone number (or of the start of one); None if it has no digit."""
     if raw is None:
         return None
+    text = _international(raw)
+    number = _parsed(text, region)
+    if number is not None:
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
+    return _fragment_key(text, region)
+
+
+def _international(raw: str) -> str:
+    """Drop a "(0)" trunk prefix; spell the 00 international call prefix as "+"."""
     text = _TRUNK_IN_INTERNATIONAL.sub(" ", raw.strip())
+    return "+" + text[2:] if text.startswith("00") else text
+
+
+def _parsed(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    """The number, if `text` is a whole valid one (international, or national in `region`)."""
     try:
         number = phonenumbers.parse(text, region)
-        if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]
     except phonenumbers.NumberParseException:
-        pass
-    return _fragment_key(text, region)
+        return None
+    return number if phonenumbers.is_valid_number(number) else None
 
 
 def _fragment_key(text: str, region: str | None) -> str | None:
@@ -45,8 +57,6 @@ def _fragment_key(text: str, region: str | None) -> str | None:
         return None
     if text.startswith("+"):
         return digits
-    if digits.startswith("00"):  # the international call prefix of most countries
-        return digits[2:] or None
     if region:
         country = phonenumbers.country_code_for_region(region.upper())
         metadata = phonenumbers.PhoneMetadata.metadata_for_region(region.upper())
@@ -61,3 +71,23 @@ def email_key(raw: str | None) -> str | None:
     if raw is None:
         return None
     return raw.strip().lower() or None
+
+
+def phone_search_keys(raw: str, region: str | None) -> list[str]:
+    """The digits keys a typed phone number (or its start) may be stored under.
+
+    The key `phone_key` gives, and for an international number also its national
+    spelling's digits (`+44 20 7946 0000` → `02079460000`): a number stored while no
+    region was configured kept its national digits.
+    """
+    keys = []
+    if (primary := phone_key(raw, region)) is not None:
+        keys.append(primary)
+    number = _parsed(_international(raw), region)
+    if number is not None:
+        national = _NOT_DIGITS.sub(
+            "", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+        )
+        if national and national not in keys:
+            keys.append(national)
+    return keys
