@@ -5,8 +5,8 @@
 - the hot report — orders in a status and a date range with the totals of their items,
   above a threshold, newest first: `ix_orders_status_created_at` (status,
   created_at DESC, id DESC) walks the orders in report order, each order's items come
-  from `uq_order_items_order_id_product_id` (order_id leads), and the aggregate streams
-  (grouped by the index order), so LIMIT stops the walk; keyset on (created_at, id).
+  from `uq_order_items_order_id_product_id` (order_id leads, summed per order with
+  HAVING), so LIMIT stops the walk; keyset on (created_at, id).
 """
 
 from __future__ import annotations
@@ -45,16 +45,22 @@ def orders_of_customer(
 
 
 REPORT = Listing("orders_over_total", ("created_at", "id"), (datetime, int))
-# Grouped by (created_at, id) — the index order — rather than by id alone, so the
-# aggregate consumes the index scan as it comes and LIMIT ends it early.
+# The items are aggregated per order in a LATERAL subquery whose HAVING drops the
+# orders at or below the threshold: the orders come from the index already in report
+# order (no sort), each order's items from the order_items unique index, and LIMIT
+# stops the walk — a whole-range GROUP BY would aggregate every order of the range
+# (hash join over all items) before the first row could be returned.
 _REPORT = """
     SELECT o.id, o.created_at, o.order_number, o.customer_ref, o.status,
-           count(*) AS lines, sum(i.qty) AS units, sum(i.line_total_cents) AS items_total_cents
+           t.lines, t.units, t.items_total_cents
     FROM orders o
-    JOIN order_items i ON i.order_id = o.id
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS lines, sum(i.qty) AS units, sum(i.line_total_cents) AS items_total_cents
+        FROM order_items i
+        WHERE i.order_id = o.id
+        HAVING sum(i.line_total_cents) > :min_total_cents
+    ) t
     WHERE o.status = :status AND o.created_at >= :since AND o.created_at < :until {after}
-    GROUP BY o.created_at, o.id
-    HAVING sum(i.line_total_cents) > :min_total_cents
     ORDER BY o.created_at DESC, o.id DESC
     LIMIT :limit
 """
