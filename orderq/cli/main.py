@@ -10,9 +10,11 @@ from orderq.cli.db import db_app
 from orderq.cli.dead_letters import dead_letters_app
 from orderq.cli.flower import flower
 from orderq.cli.health import health
+from orderq.cli.listings import list_app
 from orderq.cli.maintenance import maintenance_app
 from orderq.cli.orders import orders_app
 from orderq.cli.publish import publish_app, publish_file
+from orderq.cli.search import search_app
 from orderq.cli.status import status
 
 app = typer.Typer(
@@ -24,6 +26,8 @@ app = typer.Typer(
 )
 app.add_typer(publish_app, name="publish")
 app.add_typer(orders_app, name="orders")
+app.add_typer(search_app, name="search")
+app.add_typer(list_app, name="list")
 app.command("publish-file")(publish_file)
 app.command("status")(status)
 app.add_typer(dead_letters_app, name="dead-letters")
