@@ -15,6 +15,7 @@ from orderq.cli.maintenance import maintenance_app
 from orderq.cli.orders import orders_app
 from orderq.cli.publish import publish_app, publish_file
 from orderq.cli.search import search_app
+from orderq.cli.seed import seed_command
 from orderq.cli.status import status
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app.add_typer(publish_app, name="publish")
 app.add_typer(orders_app, name="orders")
 app.add_typer(search_app, name="search")
 app.add_typer(list_app, name="list")
+app.command("seed")(seed_command)
 app.command("publish-file")(publish_file)
 app.command("status")(status)
 app.add_typer(dead_letters_app, name="dead-letters")
