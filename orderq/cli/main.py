@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from orderq.cli import db_analyze as _db_analyze  # noqa: F401  (adds `db analyze`)
 from orderq.cli import demo, ops, stack
 from orderq.cli import publish_loans as _loans  # noqa: F401  (adds loan subcommands)
 from orderq.cli.db import db_app
