@@ -389,7 +389,8 @@ def compare_commands(engine: Engine, url: str, args: argparse.Namespace) -> dict
         "big db /s",
         "big/empty",
         ">= 0.8",
-        title=f"commands (in-process runner, {args.threads} threads, median of {args.rounds} rounds)",
+        title=f"commands (in-process runner, {args.threads} threads, "
+        f"median of {args.rounds} rounds)",
     )
     for key in rounds["empty"][0]:
         on_empty = statistics.median(r[key] for r in rounds["empty"])
