@@ -10,11 +10,20 @@ customer's first place_order), with the contact details place_order commands bri
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, text
+import functools
+
+from sqlalchemy import Connection, TextClause, text
 
 from orderq.read.cursors import CursorCodec
 from orderq.read.keyset import Listing, fetch_page
-from orderq.read.matching import email_prefix, kind_of, phone_prefixes
+from orderq.read.matching import (
+    email_prefix,
+    every_word_resembles,
+    fuzzy_words,
+    kind_of,
+    phone_prefixes,
+    word_params,
+)
 from orderq.read.pages import Page, checked_query
 
 _COLUMNS = (
@@ -28,7 +37,7 @@ _BY_NAME = f"""
                 + coalesce(word_similarity(orderq_fold(:query), orderq_fold(c.name)), 0)
                )::float8 AS score
         FROM customers c
-        WHERE c.customer_ref = :query OR orderq_fold(:query) <% orderq_fold(c.name)
+        WHERE c.customer_ref = :query OR ({{fuzzy}})
     ) c
     WHERE true {{after}}
     ORDER BY c.score DESC, c.id
@@ -49,19 +58,21 @@ _BY_PHONE = f"""
     LIMIT :limit
 """
 
+BY_NAME = Listing("search_customers_name", ("score", "id"), (float, int), ("id", "score"))
+_AFTER_SCORE = "AND (c.score < :after_score OR (c.score = :after_score AND c.id > :after_id))"
+
+
+@functools.cache
+def by_name(words: int) -> tuple[TextClause, TextClause]:
+    """(first page, after a cursor) of the name search for `words` fuzzy words."""
+    fuzzy = every_word_resembles("orderq_fold(c.name)", words)
+    return (
+        text(_BY_NAME.format(after="", fuzzy=fuzzy)),
+        text(_BY_NAME.format(after=_AFTER_SCORE, fuzzy=fuzzy)),
+    )
+
+
 SEARCHES = {
-    "name": (
-        Listing("search_customers_name", ("score", "id"), (float, int), ("id", "score")),
-        (
-            text(_BY_NAME.format(after="")),
-            text(
-                _BY_NAME.format(
-                    after="AND (c.score < :after_score "
-                    "OR (c.score = :after_score AND c.id > :after_id))"
-                )
-            ),
-        ),
-    ),
     "email": (
         Listing("search_customers_email", ("matched", "id"), (str, int), ("id", "matched")),
         (
@@ -95,8 +106,13 @@ def search_customers(
     phone, else name — or the exact customer reference), best match first."""
     query = checked_query(query)
     kind = kind_of(query)
-    listing, statements = SEARCHES[kind]
-    params = {}
+    params: dict[str, str] = {}
+    if kind == "name":
+        words = fuzzy_words(query)
+        listing, statements = BY_NAME, by_name(len(words))
+        params = word_params(words)
+    else:
+        listing, statements = SEARCHES[kind]
     if kind == "email":
         params = {"pattern": email_prefix(query)}
     elif kind == "phone":

@@ -33,3 +33,63 @@ def phone_prefixes(query: str, region: str | None) -> tuple[str, str]:
     keys = phone_search_keys(query, region) or [""]
     patterns = [like_prefix(key) for key in keys[:2]]
     return patterns[0], patterns[-1]
+
+
+# Words too common to narrow a trigram search (they match nearly every title); they
+# still count in the ranking and in full-text matching.
+STOP_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "de",
+        "del",
+        "der",
+        "des",
+        "di",
+        "du",
+        "for",
+        "from",
+        "in",
+        "into",
+        "is",
+        "it",
+        "la",
+        "le",
+        "les",
+        "of",
+        "on",
+        "or",
+        "the",
+        "to",
+        "und",
+        "von",
+        "with",
+    ]
+)
+MAX_FUZZY_WORDS = 5
+_WORD = re.compile(r"\w+")
+
+
+def fuzzy_words(query: str) -> list[str]:
+    """The words each of which must resemble a word of the text (trigram word
+    similarity): up to five, stop words and words under three letters left out; the
+    whole query if nothing is left. Requiring every word — rather than the query as a
+    whole — keeps a common first word ("grace …", "the …") from matching thousands of
+    rows, so only a few candidates are ranked."""
+    words = [w for w in _WORD.findall(query.lower()) if len(w) >= 3 and w not in STOP_WORDS]
+    return words[:MAX_FUZZY_WORDS] or [query.lower()]
+
+
+def every_word_resembles(expression: str, count: int) -> str:
+    """`orderq_fold(:word0) <% expr AND …`: indexable by a gin_trgm_ops index on `expr`."""
+    return " AND ".join(f"orderq_fold(:word{n}) <% {expression}" for n in range(count))
+
+
+def word_params(words: list[str]) -> dict[str, str]:
+    return {f"word{n}": word for n, word in enumerate(words)}

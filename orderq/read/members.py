@@ -12,6 +12,7 @@ Live members only (deleted_at IS NULL) — every index below is partial on that:
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Literal
 
@@ -20,7 +21,14 @@ from sqlalchemy import Connection, TextClause, text
 from orderq.read.cursors import CursorCodec
 from orderq.read.errors import InvalidQuery
 from orderq.read.keyset import Listing, fetch_page, newest_first
-from orderq.read.matching import email_prefix, kind_of, phone_prefixes
+from orderq.read.matching import (
+    email_prefix,
+    every_word_resembles,
+    fuzzy_words,
+    kind_of,
+    phone_prefixes,
+    word_params,
+)
 from orderq.read.pages import Page, checked_query
 
 _COLUMNS = "m.id, m.member_number AS member, m.name, m.email, m.phone, m.status, m.loan_limit"
@@ -30,7 +38,7 @@ _BY_NAME = f"""
         SELECT {_COLUMNS},
                word_similarity(orderq_fold(:query), orderq_fold(m.name))::float8 AS score
         FROM members m
-        WHERE m.deleted_at IS NULL AND orderq_fold(:query) <% orderq_fold(m.name)
+        WHERE m.deleted_at IS NULL AND ({{fuzzy}})
     ) m
     WHERE true {{after}}
     ORDER BY m.score DESC, m.id
@@ -54,11 +62,20 @@ _BY_PHONE = f"""
 _AFTER_SCORE = "AND (m.score < :after_score OR (m.score = :after_score AND m.id > :after_id))"
 _AFTER_MATCH = "AND (m.{column}, m.id) > (:after_matched, :after_id)"
 
+BY_NAME = Listing("search_members_name", ("score", "id"), (float, int), ("id", "score"))
+
+
+@functools.cache
+def by_name(words: int) -> tuple[TextClause, TextClause]:
+    """(first page, after a cursor) of the name search for `words` fuzzy words."""
+    fuzzy = every_word_resembles("orderq_fold(m.name)", words)
+    return (
+        text(_BY_NAME.format(after="", fuzzy=fuzzy)),
+        text(_BY_NAME.format(after=_AFTER_SCORE, fuzzy=fuzzy)),
+    )
+
+
 SEARCHES = {
-    "name": (
-        Listing("search_members_name", ("score", "id"), (float, int), ("id", "score")),
-        (text(_BY_NAME.format(after="")), text(_BY_NAME.format(after=_AFTER_SCORE))),
-    ),
     "email": (
         Listing("search_members_email", ("matched", "id"), (str, int), ("id", "matched")),
         (
@@ -90,9 +107,14 @@ def search_members(
     the query's shape: an @ → e-mail, digits → phone, else name), best match first."""
     query = checked_query(query)
     kind = kind_of(query)
-    listing, statements = SEARCHES[kind]
     filters = {"query": query}
-    params = {}
+    params: dict[str, str] = {}
+    if kind == "name":
+        words = fuzzy_words(query)
+        listing, statements = BY_NAME, by_name(len(words))
+        params = word_params(words)
+    else:
+        listing, statements = SEARCHES[kind]
     if kind == "email":
         params = {"pattern": email_prefix(query)}
     elif kind == "phone":

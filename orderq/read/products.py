@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, TextClause, text
 
 from orderq.read.cursors import CursorCodec
 from orderq.read.keyset import Listing, fetch_page, newest_first
+from orderq.read.matching import every_word_resembles, fuzzy_words, word_params
 from orderq.read.pages import Page, checked_query, like_prefix
 
 SEARCH = Listing("search_products", ("score", "id"), (float, int), ("id", "score"))
@@ -25,20 +27,23 @@ _SEARCH = """
                 + word_similarity(orderq_fold(:query), orderq_fold(p.name)))::float8 AS score
         FROM products p
         JOIN stock_levels s ON s.product_id = p.id
-        WHERE p.sku LIKE :sku_pattern OR orderq_fold(:query) <% orderq_fold(p.name)
+        WHERE p.sku LIKE :sku_pattern OR ({fuzzy})
     ) p
     WHERE true {after}
     ORDER BY p.score DESC, p.id
     LIMIT :limit
 """
-SEARCH_STATEMENTS = (
-    text(_SEARCH.format(after="")),
-    text(
-        _SEARCH.format(
-            after="AND (p.score < :after_score OR (p.score = :after_score AND p.id > :after_id))"
-        )
-    ),
-)
+_AFTER = "AND (p.score < :after_score OR (p.score = :after_score AND p.id > :after_id))"
+
+
+@functools.cache
+def search_statements(words: int) -> tuple[TextClause, TextClause]:
+    """(first page, after a cursor) of the product search for `words` fuzzy words."""
+    fuzzy = every_word_resembles("orderq_fold(p.name)", words)
+    return (
+        text(_SEARCH.format(fuzzy=fuzzy, after="")),
+        text(_SEARCH.format(fuzzy=fuzzy, after=_AFTER)),
+    )
 
 
 def search_products(
@@ -48,9 +53,11 @@ def search_products(
     with their stock (`on_hand`, `reserved`, `available`)."""
     query = checked_query(query)
     sku = query.upper()
-    params = {"sku": sku, "sku_pattern": like_prefix(sku)}
+    words = fuzzy_words(query)
+    params = {"sku": sku, "sku_pattern": like_prefix(sku), **word_params(words)}
+    statements = search_statements(len(words))
     return fetch_page(
-        connection, codec, SEARCH, SEARCH_STATEMENTS, {"query": query}, limit, cursor, params
+        connection, codec, SEARCH, statements, {"query": query}, limit, cursor, params
     )
 
 

@@ -402,6 +402,7 @@ works = Table(
         "ix_works_search_vector",
         "search_vector",
         postgresql_using="gin",
+        postgresql_with={"fastupdate": "off"},
         postgresql_where=text("deleted_at IS NULL"),
     ),
 )
@@ -555,6 +556,7 @@ Index(
     "ix_products_name_trgm",
     func.orderq_fold(products.c.name).label("folded"),
     postgresql_using="gin",
+    postgresql_with={"fastupdate": "off"},
     postgresql_ops={"folded": "gin_trgm_ops"},
 )
 # serves: customer search by name, typo-tolerant, accents folded
@@ -562,6 +564,7 @@ Index(
     "ix_customers_name_trgm",
     func.orderq_fold(customers.c.name).label("folded"),
     postgresql_using="gin",
+    postgresql_with={"fastupdate": "off"},
     postgresql_ops={"folded": "gin_trgm_ops"},
 )
 # serves: customer search by e-mail (exact or prefix, any case)
@@ -575,6 +578,7 @@ Index(
     "ix_members_name_trgm",
     func.orderq_fold(members.c.name).label("folded"),
     postgresql_using="gin",
+    postgresql_with={"fastupdate": "off"},
     postgresql_ops={"folded": "gin_trgm_ops"},
     postgresql_where=_LIVE,
 )
@@ -591,6 +595,7 @@ Index(
     "ix_works_search_text_trgm",
     func.orderq_work_text(works.c.title, works.c.authors).label("folded"),
     postgresql_using="gin",
+    postgresql_with={"fastupdate": "off"},
     postgresql_ops={"folded": "gin_trgm_ops"},
     postgresql_where=_LIVE,
 )

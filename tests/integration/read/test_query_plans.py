@@ -64,13 +64,13 @@ def search(query: str, **extra: Any) -> dict[str, Any]:
 
 CASES = {
     "works: full text + trigrams": (
-        works.STATEMENTS,
-        search("harry poter"),
+        works.statements(2),
+        search("harry poter", word0="harry", word1="poter"),
         {"ix_works_search_vector", "ix_works_search_text_trgm", "ix_copies_work_id_status"},
     ),
     "members by name": (
-        members.SEARCHES["name"][1],
-        search("grace khan"),
+        members.by_name(2),
+        search("grace khan", word0="grace", word1="khan"),
         {"ix_members_name_trgm"},
     ),
     "members by e-mail": (
@@ -93,8 +93,8 @@ CASES = {
         {"ix_members_phone_digits"},
     ),
     "customers by name or reference": (
-        customers.SEARCHES["name"][1],
-        search("rosa costa"),
+        customers.by_name(2),
+        search("rosa costa", word0="rosa", word1="costa"),
         {"ix_customers_name_trgm", "uq_customers_customer_ref"},
     ),
     "customers by e-mail": (
@@ -112,8 +112,8 @@ CASES = {
         {"ix_customers_phone_digits"},
     ),
     "products by SKU prefix or name": (
-        products.SEARCH_STATEMENTS,
-        search("plan-0042", sku="PLAN-0042", sku_pattern=like_prefix("PLAN-0042")),
+        products.search_statements(1),
+        search("plan-0042", sku="PLAN-0042", sku_pattern=like_prefix("PLAN-0042"), word0="plan"),
         {"ix_products_sku_pattern", "ix_products_name_trgm"},
     ),
     "a product's movements": (
