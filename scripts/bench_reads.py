@@ -54,6 +54,7 @@ from producers.commands import (  # noqa: E402
     UpsertProduct,
 )
 from producers.database import normalize_database_url  # noqa: E402
+from tests.support.database import drop_database, recreate_empty_database  # noqa: E402
 from worker.adapters.orm import start_mappers  # noqa: E402
 from worker.service.runner import CommandRunner, RetryLater  # noqa: E402
 from worker.settings import WorkerSettings  # noqa: E402
@@ -92,22 +93,9 @@ def big_database(url: str, plan: SeedPlan, may_seed: bool) -> Engine:
 
 
 def empty_database(url: str) -> Engine:
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
+    recreate_empty_database(url)
     upgrade_to_head(url)
     return create_engine(url, pool_size=8, max_overflow=8)
-
-
-def drop_database(url: str) -> None:
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-    admin.dispose()
 
 
 # -- timing -------------------------------------------------------------------------------

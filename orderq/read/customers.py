@@ -10,21 +10,11 @@ customer's first place_order), with the contact details place_order commands bri
 
 from __future__ import annotations
 
-import functools
-
-from sqlalchemy import Connection, TextClause, text
+from sqlalchemy import Connection
 
 from orderq.read.cursors import CursorCodec
-from orderq.read.keyset import Listing, fetch_page
-from orderq.read.matching import (
-    email_prefix,
-    every_word_resembles,
-    fuzzy_words,
-    kind_of,
-    phone_prefixes,
-    word_params,
-)
-from orderq.read.pages import Page, checked_query
+from orderq.read.pages import Page
+from orderq.read.people import PeopleSearch
 
 _COLUMNS = (
     "c.id, c.customer_ref AS customer, c.name, c.email, c.phone, c.created_at AS first_order_at"
@@ -58,40 +48,7 @@ _BY_PHONE = f"""
     LIMIT :limit
 """
 
-BY_NAME = Listing("search_customers_name", ("score", "id"), (float, int), ("id", "score"))
-_AFTER_SCORE = "AND (c.score < :after_score OR (c.score = :after_score AND c.id > :after_id))"
-
-
-@functools.cache
-def by_name(words: int) -> tuple[TextClause, TextClause]:
-    """(first page, after a cursor) of the name search for `words` fuzzy words."""
-    fuzzy = every_word_resembles("orderq_fold(c.name)", words)
-    return (
-        text(_BY_NAME.format(after="", fuzzy=fuzzy)),
-        text(_BY_NAME.format(after=_AFTER_SCORE, fuzzy=fuzzy)),
-    )
-
-
-SEARCHES = {
-    "email": (
-        Listing("search_customers_email", ("matched", "id"), (str, int), ("id", "matched")),
-        (
-            text(_BY_EMAIL.format(after="")),
-            text(
-                _BY_EMAIL.format(after="AND (lower(c.email), c.id) > (:after_matched, :after_id)")
-            ),
-        ),
-    ),
-    "phone": (
-        Listing("search_customers_phone", ("matched", "id"), (str, int), ("id", "matched")),
-        (
-            text(_BY_PHONE.format(after="")),
-            text(
-                _BY_PHONE.format(after="AND (c.phone_digits, c.id) > (:after_matched, :after_id)")
-            ),
-        ),
-    ),
-}
+CUSTOMERS = PeopleSearch("search_customers", "c", _BY_NAME, _BY_EMAIL, _BY_PHONE)
 
 
 def search_customers(
@@ -104,23 +61,4 @@ def search_customers(
 ) -> Page:
     """Customers whose name, e-mail or phone matches `query` (an @ → e-mail, digits →
     phone, else name — or the exact customer reference), best match first."""
-    query = checked_query(query)
-    kind = kind_of(query)
-    params: dict[str, str] = {}
-    if kind == "name":
-        words = fuzzy_words(query)
-        listing, statements = BY_NAME, by_name(len(words))
-        params = word_params(words)
-    else:
-        listing, statements = SEARCHES[kind]
-    if kind == "email":
-        params = {"pattern": email_prefix(query)}
-    elif kind == "phone":
-        pattern, national_pattern = phone_prefixes(query, phone_region)
-        params = {"pattern": pattern, "national_pattern": national_pattern}
-    page = fetch_page(
-        connection, codec, listing, statements, {"query": query}, limit, cursor, params
-    )
-    for result in page.results:
-        result["matched_by"] = kind
-    return page
+    return CUSTOMERS.search(connection, codec, query, limit, cursor, phone_region)

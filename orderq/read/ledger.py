@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 from orderq.read.cursors import CursorCodec
 from orderq.read.errors import InvalidQuery
 from orderq.read.keyset import Listing
-from orderq.read.pages import Page, checked_limit, json_ready
+from orderq.read.pages import Page, checked_limit, checked_window, json_ready
 from producers.command_log import DECIDED, CommandLog
 
 LISTING = Listing("ledger", ("created_at", "id"), (datetime, int))
@@ -34,10 +34,7 @@ def ledger_entries(
     newest first: key, type, reason, result, attempts, when."""
     if status not in STATUSES:
         raise InvalidQuery(f"status {status!r}: expected one of {', '.join(STATUSES)}")
-    if since.tzinfo is None or until.tzinfo is None:
-        raise InvalidQuery("since and until need a time zone")
-    if since >= until:
-        raise InvalidQuery("since must be before until")
+    checked_window(since, until)
     limit = checked_limit(limit)
     filters = {"status": status, "since": since.isoformat(), "until": until.isoformat()}
     after = None

@@ -12,7 +12,6 @@ Live members only (deleted_at IS NULL) — every index below is partial on that:
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime
 from typing import Literal
 
@@ -21,15 +20,8 @@ from sqlalchemy import Connection, TextClause, text
 from orderq.read.cursors import CursorCodec
 from orderq.read.errors import InvalidQuery
 from orderq.read.keyset import Listing, fetch_page, newest_first
-from orderq.read.matching import (
-    email_prefix,
-    every_word_resembles,
-    fuzzy_words,
-    kind_of,
-    phone_prefixes,
-    word_params,
-)
-from orderq.read.pages import Page, checked_query
+from orderq.read.pages import Page
+from orderq.read.people import PeopleSearch
 
 _COLUMNS = "m.id, m.member_number AS member, m.name, m.email, m.phone, m.status, m.loan_limit"
 
@@ -59,40 +51,7 @@ _BY_PHONE = f"""
     ORDER BY m.phone_digits, m.id
     LIMIT :limit
 """
-_AFTER_SCORE = "AND (m.score < :after_score OR (m.score = :after_score AND m.id > :after_id))"
-_AFTER_MATCH = "AND (m.{column}, m.id) > (:after_matched, :after_id)"
-
-BY_NAME = Listing("search_members_name", ("score", "id"), (float, int), ("id", "score"))
-
-
-@functools.cache
-def by_name(words: int) -> tuple[TextClause, TextClause]:
-    """(first page, after a cursor) of the name search for `words` fuzzy words."""
-    fuzzy = every_word_resembles("orderq_fold(m.name)", words)
-    return (
-        text(_BY_NAME.format(after="", fuzzy=fuzzy)),
-        text(_BY_NAME.format(after=_AFTER_SCORE, fuzzy=fuzzy)),
-    )
-
-
-SEARCHES = {
-    "email": (
-        Listing("search_members_email", ("matched", "id"), (str, int), ("id", "matched")),
-        (
-            text(_BY_EMAIL.format(after="")),
-            text(
-                _BY_EMAIL.format(after="AND (lower(m.email), m.id) > (:after_matched, :after_id)")
-            ),
-        ),
-    ),
-    "phone": (
-        Listing("search_members_phone", ("matched", "id"), (str, int), ("id", "matched")),
-        (
-            text(_BY_PHONE.format(after="")),
-            text(_BY_PHONE.format(after=_AFTER_MATCH.format(column="phone_digits"))),
-        ),
-    ),
-}
+MEMBERS = PeopleSearch("search_members", "m", _BY_NAME, _BY_EMAIL, _BY_PHONE)
 
 
 def search_members(
@@ -105,26 +64,7 @@ def search_members(
 ) -> Page:
     """Live members whose name, e-mail or phone matches `query` (which one is decided by
     the query's shape: an @ → e-mail, digits → phone, else name), best match first."""
-    query = checked_query(query)
-    kind = kind_of(query)
-    filters = {"query": query}
-    params: dict[str, str] = {}
-    if kind == "name":
-        words = fuzzy_words(query)
-        listing, statements = BY_NAME, by_name(len(words))
-        params = word_params(words)
-    else:
-        listing, statements = SEARCHES[kind]
-    if kind == "email":
-        params = {"pattern": email_prefix(query)}
-    elif kind == "phone":
-        params = dict(
-            zip(("pattern", "national_pattern"), phone_prefixes(query, phone_region), strict=True)
-        )
-    page = fetch_page(connection, codec, listing, statements, filters, limit, cursor, params)
-    for result in page.results:
-        result["matched_by"] = kind
-    return page
+    return MEMBERS.search(connection, codec, query, limit, cursor, phone_region)
 
 
 # -- a member's loans ---------------------------------------------------------------------

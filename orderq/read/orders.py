@@ -18,7 +18,7 @@ from sqlalchemy import Connection, text
 from orderq.read.cursors import CursorCodec
 from orderq.read.errors import InvalidQuery
 from orderq.read.keyset import Listing, fetch_page, newest_first
-from orderq.read.pages import Page
+from orderq.read.pages import Page, checked_window
 
 ORDER_STATUSES = ("placed", "paid", "shipped", "cancelled")
 
@@ -81,10 +81,7 @@ def orders_over_total(
     `min_total_cents`, newest first, with their lines, units and items' total."""
     if status not in ORDER_STATUSES:
         raise InvalidQuery(f"status {status!r}: expected one of {', '.join(ORDER_STATUSES)}")
-    if since.tzinfo is None or until.tzinfo is None:
-        raise InvalidQuery("since and until need a time zone")
-    if since >= until:
-        raise InvalidQuery("since must be before until")
+    checked_window(since, until)
     if min_total_cents < 0:
         raise InvalidQuery("the minimum total cannot be negative")
     filters = {

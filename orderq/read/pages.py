@@ -43,6 +43,14 @@ def checked_query(query: str) -> str:
     return text
 
 
+def checked_window(since: datetime, until: datetime) -> None:
+    """[since, until) must be two aware moments, in order."""
+    if since.tzinfo is None or until.tzinfo is None:
+        raise InvalidQuery("since and until need a time zone")
+    if since >= until:
+        raise InvalidQuery("since must be before until")
+
+
 def json_ready(row: dict[str, Any]) -> dict[str, Any]:
     """Datetimes as ISO 8601 strings, decimals as numbers; everything else as it is."""
     ready = {}

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from orderq.read.cursors import CursorCodec
 from orderq.read.works import search_works
 from orderq.seed import AlreadySeeded, SeedPlan, seed
+from tests.support.database import drop_database as drop
 from tests.support.database import prepare_database, recreate_empty_database
 from tests.support.environment import TEST_DATABASE_URL
 
@@ -32,14 +33,6 @@ PLAN = SeedPlan(
 def scratch(suffix: str) -> str:
     url = make_url(TEST_DATABASE_URL)
     return url.set(database=f"{url.database}_{suffix}").render_as_string(hide_password=False)
-
-
-def drop(url: str) -> None:
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture(scope="module")

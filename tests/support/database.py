@@ -14,6 +14,15 @@ def prepare_database(url: str) -> None:
     upgrade_to_head(url)
 
 
+def drop_database(url: str) -> None:
+    """Drop a database, ending its sessions (nothing left behind)."""
+    target = make_url(normalize_database_url(url))
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
 def recreate_empty_database(url: str) -> None:
     """Drop (terminating its connections) and re-create an empty database."""
     target = make_url(normalize_database_url(url))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
+from orderq.seed.run import SEARCH_GIN_INDEXES
+
 ROWS = 100_000
 
 # Word lists so names and titles vary like real ones (trigram selectivity matters).
@@ -123,13 +125,6 @@ STATEMENTS = [
     """,
 ]
 
-GIN_INDEXES = (
-    "ix_works_search_vector",
-    "ix_works_search_text_trgm",
-    "ix_members_name_trgm",
-    "ix_customers_name_trgm",
-    "ix_products_name_trgm",
-)
 TABLES = (
     "works",
     "copies",
@@ -150,7 +145,7 @@ def fill(connection: Connection) -> None:
     connection.execute(text("SET LOCAL statement_timeout = 0"))  # a bulk load, not a command
     # The search GIN indexes have no pending list in production (fastupdate off), which
     # makes a bulk load of 10^5 rows slow; queue the entries for this rolled-back load.
-    for index in GIN_INDEXES:
+    for index in SEARCH_GIN_INDEXES:
         connection.execute(text(f"ALTER INDEX {index} SET (fastupdate = on)"))
     for statement in STATEMENTS:
         connection.execute(text(statement))

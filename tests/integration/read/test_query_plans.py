@@ -8,7 +8,6 @@ table sequentially.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +19,7 @@ from orderq.read import customers, members, orders, products, works
 from orderq.read.matching import email_prefix, phone_prefixes
 from orderq.read.pages import like_prefix
 from producers.command_log import _LEDGER_FIRST_PAGE, _LEDGER_NEXT_PAGE
-from tests.support.plans import plan_nodes
+from tests.support.plans import flatten, plan_nodes
 from tests.support.read_fixture import fill
 
 BIG_TABLES = {
@@ -69,17 +68,17 @@ CASES = {
         {"ix_works_search_vector", "ix_works_search_text_trgm", "ix_copies_work_id_status"},
     ),
     "members by name": (
-        members.by_name(2),
+        members.MEMBERS.statements("name", 2),
         search("grace khan", word0="grace", word1="khan"),
         {"ix_members_name_trgm"},
     ),
     "members by e-mail": (
-        members.SEARCHES["email"][1],
+        members.MEMBERS.statements("email"),
         search("member123@", pattern=email_prefix("member123@"), after_matched="m"),
         {"ix_members_email"},
     ),
     "members by phone": (
-        members.SEARCHES["phone"][1],
+        members.MEMBERS.statements("phone"),
         dict(
             search("+44 (0)20 7946-0000", after_matched="4"),
             **dict(
@@ -93,17 +92,17 @@ CASES = {
         {"ix_members_phone_digits"},
     ),
     "customers by name or reference": (
-        customers.by_name(2),
+        customers.CUSTOMERS.statements("name", 2),
         search("rosa costa", word0="rosa", word1="costa"),
         {"ix_customers_name_trgm", "uq_customers_customer_ref"},
     ),
     "customers by e-mail": (
-        customers.SEARCHES["email"][1],
+        customers.CUSTOMERS.statements("email"),
         search("customer77@", pattern=email_prefix("customer77@"), after_matched="c"),
         {"ix_customers_email"},
     ),
     "customers by phone": (
-        customers.SEARCHES["phone"][1],
+        customers.CUSTOMERS.statements("phone"),
         dict(
             search("+33 1 00001234", after_matched="3"),
             pattern="33100001234%",
@@ -173,14 +172,8 @@ def test_the_ledger_by_outcome_and_time_walks_its_created_at_index(big, page):
     }
     cursor = big.connection.driver_connection.execute(f"EXPLAIN (FORMAT JSON) {query}", params)
     [[document]] = cursor.fetchall()
-    plan = (document if isinstance(document, list) else json.loads(document))[0]["Plan"]
-    nodes, pending = [], [plan]
-    while pending:
-        node = pending.pop()
-        nodes.append(node)
-        pending.extend(node.get("Plans", []))
 
-    assert_served_by(nodes, {"ix_command_ledger_created_at"})
+    assert_served_by(flatten(document), {"ix_command_ledger_created_at"})
 
 
 def test_the_search_examples_hold_at_this_size(big):
