@@ -106,20 +106,28 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def timed(calls: list[Callable[[], Any]], repeat: int) -> dict[str, float]:
-    for call in calls[: min(len(calls), 20)]:  # warm-up: caches, prepared statements
-        call()
-    durations = []
-    for n in range(repeat):
-        started = time.perf_counter()
-        calls[n % len(calls)]()
-        durations.append((time.perf_counter() - started) * 1000)
+def _summary(durations: list[float]) -> dict[str, float]:
     return {
         "p50_ms": round(statistics.median(durations), 2),
         "p95_ms": round(percentile(durations, 0.95), 2),
         "p99_ms": round(percentile(durations, 0.99), 2),
         "max_ms": round(max(durations), 2),
     }
+
+
+def timed(calls: list[Callable[[], Any]], repeat: int, split: bool = False) -> Any:
+    """Call `calls` round robin `repeat` times after a warm-up; the percentiles of all
+    calls, or with `split` one summary per call."""
+    for call in calls[: min(len(calls), 20)]:  # warm-up: caches, prepared statements
+        call()
+    durations: list[list[float]] = [[] for _ in calls]
+    for n in range(repeat):
+        started = time.perf_counter()
+        calls[n % len(calls)]()
+        durations[n % len(calls)].append((time.perf_counter() - started) * 1000)
+    if split:
+        return [_summary(d) for d in durations]
+    return _summary([d for each in durations for d in each])
 
 
 # -- the read queries, with parameters drawn from the seeded rows --------------------------
@@ -261,8 +269,9 @@ def first_vs_deepest(
         if page.next_cursor is None:
             break
         deepest = cursor = page.next_cursor
-    first = timed([lambda: fetch(None)], repeat)
-    deep = timed([lambda: fetch(deepest)], repeat)
+    # alternate the two, so a drift of the machine's load hits both alike
+    both = timed([lambda: fetch(None), lambda: fetch(deepest)], 2 * repeat, split=True)
+    first, deep = both
     return {
         "pages_walked": pages,
         "first_p50_ms": first["p50_ms"],
