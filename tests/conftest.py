@@ -30,7 +30,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """`@pytest.mark.requires_extension("pg_trgm")`: skip, saying why, where the test
-    database lacks the extension (the embedded PostgreSQL has no contrib ones)."""
+    database lacks the extension (a server without its contrib package)."""
     marker = item.get_closest_marker("requires_extension")
     if marker is not None:
         skip_without_extensions(TEST_DATABASE_URL, marker.args)
