@@ -50,7 +50,7 @@ def seed_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the row counts as JSON.")] = False,
 ) -> None:
     """Write a seeded shop and library with COPY in one transaction (nothing is left
-    behind if it fails), then ANALYZE. Defaults: 10^6 orders with their items and stock
+    behind if it fails), then VACUUM (ANALYZE). Defaults: 10^6 orders with their items and stock
     movements, 10^6 loans, 10^5 members, 10^5 works, 10^5 customers, 10^4 products."""
     moment = None
     if anchor is not None:
