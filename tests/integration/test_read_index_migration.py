@@ -54,10 +54,11 @@ def test_the_read_side_indexes_build_while_writes_go_on():
                     "FROM generate_series(1, 5000) g"
                 )
             )
-        # An open write on orders makes every CONCURRENTLY build wait for it (a build
-        # waits for older transactions): the first one, on works, stays in progress.
+        # An open write on orders holding its snapshot makes every CONCURRENTLY build
+        # wait for it (a build waits for older snapshots): the first one, on works,
+        # stays in progress while the writes below go through.
         with upgrading_while_a_writer_holds(
-            url, engine, "0011", "works", ORDER_ROW, key="in-flight"
+            url, engine, "0011", "works", ORDER_ROW, "REPEATABLE READ", key="in-flight"
         ):
             write_with_lock_timeout(engine, WORK_ROW, key="W-DURING")
             write_with_lock_timeout(engine, MEMBER_ROW, key="M-DURING")
