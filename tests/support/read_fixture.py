@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from orderq.seed.run import SEARCH_GIN_INDEXES
+from orderq.seed.run import (
+    SEARCH_GIN_INDEXES,
+    TABLES,  # the same tables the seed fills
+)
 
 ROWS = 100_000
 
@@ -124,20 +127,6 @@ STATEMENTS = [
     FROM generate_series(1, {ROWS}) n
     """,
 ]
-
-TABLES = (
-    "works",
-    "copies",
-    "members",
-    "loans",
-    "products",
-    "stock_levels",
-    "customers",
-    "orders",
-    "order_items",
-    "stock_movements",
-    "command_ledger",
-)
 
 
 def fill(connection: Connection) -> None:
