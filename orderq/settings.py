@@ -29,6 +29,11 @@ class Settings(WorkerSettings, HttpSettings):
     # -- embedded servers: used when neither URL is set (see orderq/embedded) -------------
     data_dir: Path = Field(default_factory=default_data_dir)
 
+    # -- read side (orderq/read) -------------------------------------------------------------
+    # Signs the keyset cursors listings hand out. Unset: a fixed public key, so cursors
+    # are tamper-evident but forgeable — set it where cursors cross a trust boundary.
+    read_cursor_secret: SecretStr | None = None
+
     # -- Flower -----------------------------------------------------------------------------
     flower_basic_auth: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("FLOWER_BASIC_AUTH", "ORDERQ_FLOWER_BASIC_AUTH")

@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 
@@ -431,6 +432,24 @@ _DISCARD = f"""
         discarded_at = now(), updated_at = now()
     WHERE idempotency_key = %s
 """
+# Operators reading the ledger by outcome and time, newest first, in keyset pages.
+# Served by ix_command_ledger_created_at (walked backwards, the status filtered on
+# the way): an index on status would make the outcome UPDATE of every command a
+# non-HOT update (status is written after the claim), a cost paid on the hot path for
+# an operator's read. The time window bounds the walk.
+_LEDGER_PAGE = """
+    SELECT id, idempotency_key, command_type, status, reason, result, attempts,
+           created_at, completed_at
+    FROM command_ledger
+    WHERE status = %(status)s AND created_at >= %(since)s AND created_at < %(until)s {after}
+    ORDER BY created_at DESC, id DESC
+    LIMIT %(limit)s
+"""
+_LEDGER_FIRST_PAGE = _LEDGER_PAGE.format(after="")
+_LEDGER_NEXT_PAGE = _LEDGER_PAGE.format(
+    after="AND (created_at, id) < (%(after_created_at)s, %(after_id)s)"
+)
+
 _DELIVERY_COUNTS = """
     SELECT idempotency_key, deliveries FROM command_deliveries WHERE idempotency_key = ANY(%s)
 """
@@ -663,6 +682,31 @@ class CommandLog:
     def discard(self, key: str, reason: str, by: str) -> None:
         """Give up on the key for good, keeping who decided and why."""
         self.connection.execute(_DISCARD, (reason, by, key))
+
+    # -- operators: the ledger by outcome and time --------------------------------------------
+
+    def ledger_page(
+        self,
+        status: LedgerStatus | str,
+        since: datetime,
+        until: datetime,
+        limit: int,
+        after: tuple[datetime, int] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` decided ledger rows in `status` claimed in [since, until), newest
+        first, after the row whose (created_at, id) is `after`."""
+        params: dict[str, Any] = {
+            "status": str(status),
+            "since": since,
+            "until": until,
+            "limit": limit,
+        }
+        query = _LEDGER_FIRST_PAGE
+        if after is not None:
+            params["after_created_at"], params["after_id"] = after
+            query = _LEDGER_NEXT_PAGE
+        with self.connection.cursor(row_factory=dict_row) as cursor:
+            return cursor.execute(query, params).fetchall()  # type: ignore[arg-type]
 
     # -- reading many keys (demo, benchmarks, invariant checks) -------------------------------
 

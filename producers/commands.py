@@ -70,6 +70,32 @@ Sku = _code("SKU", "MUG-1")
 OrderNumber = Annotated[str, BeforeValidator(_upper_stripped), AfterValidator(_check_order_number)]
 Quantity = Annotated[int, Field(gt=0, le=100_000, strict=True)]
 CustomerRef = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+_PHONE = re.compile(r"\+?[0-9()./\s-]{3,40}")
+
+
+def _check_email(value: str) -> str:
+    if not _EMAIL.fullmatch(value):
+        raise ValueError(f"{value!r} is not an e-mail address (like ada@example.org)")
+    return value
+
+
+def _check_phone(value: str) -> str:
+    if not _PHONE.fullmatch(value) or sum(ch.isdigit() for ch in value) < 3:
+        raise ValueError(
+            f"{value!r} is not a phone number (digits, spaces, '+', '(', ')', '-', '.', '/'; "
+            "like +44 20 7946 0000)"
+        )
+    return value
+
+
+Email = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_check_email)
+]
+Phone = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=40), AfterValidator(_check_phone)
+]
+PersonName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class Command(BaseModel):
@@ -82,10 +108,21 @@ class Command(BaseModel):
 
     #: Celery task name the command is sent to (the only coupling to the worker).
     task_name: ClassVar[str]
+    #: Optional fields added after the command was first published. While unset they
+    #: are left out of the canonical body and of the message: a payload published
+    #: before they existed keeps its fingerprint (a redelivery is still a duplicate, not
+    #: `idempotency_key_reused`), and a worker that predates them still accepts it.
+    added_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def _without_unset_additions(self, data: dict[str, Any]) -> dict[str, Any]:
+        for name in self.added_fields:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
     def body(self) -> dict[str, Any]:
         """The canonical body: every field but the key, JSON-ready."""
-        return self.model_dump(mode="json", exclude={"key"})
+        return self._without_unset_additions(self.model_dump(mode="json", exclude={"key"}))
 
     def fingerprint(self) -> str:
         """SHA-256 of the canonical body; equal payloads give equal fingerprints."""
@@ -93,7 +130,7 @@ class Command(BaseModel):
 
     def message(self) -> dict[str, Any]:
         """The JSON object that travels on the queue."""
-        return self.model_dump(mode="json")
+        return self._without_unset_additions(self.model_dump(mode="json"))
 
 
 def fingerprint_of(body: Mapping[str, Any]) -> str:
@@ -135,13 +172,28 @@ class OrderLine(BaseModel):
     qty: Quantity
 
 
+class CustomerDetails(BaseModel):
+    """How to reach the customer (all optional); given ones replace what was stored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: PersonName | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+
+
 class PlaceOrder(Command):
-    """Reserve stock for every line and create the order, or reject it whole."""
+    """Reserve stock for every line and create the order, or reject it whole.
+
+    `customer` (optional) carries the customer's contact details, kept in `customers`
+    under `customer_ref` so operators can find the customer by name, e-mail or phone.
+    """
 
     task_name: ClassVar[str] = "orderq.orders.place_order"
+    added_fields: ClassVar[frozenset[str]] = frozenset({"customer"})
     type: Literal["place_order"] = "place_order"
     customer_ref: CustomerRef
     lines: Annotated[tuple[OrderLine, ...], Field(min_length=1, max_length=100)]
+    customer: CustomerDetails | None = None
 
     @field_validator("lines")
     @classmethod
@@ -193,14 +245,22 @@ Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, 
 
 
 class RegisterMember(Command):
-    """Register a member, or replace an existing member's name, loan limit and status."""
+    """Register a member, or replace an existing member's name, loan limit and status.
+
+    `email` and `phone` are optional: given, they replace the stored ones; absent, the
+    stored ones are kept (a re-registration from a system that never sent them does not
+    wipe them).
+    """
 
     task_name: ClassVar[str] = "orderq.loans.register_member"
+    added_fields: ClassVar[frozenset[str]] = frozenset({"email", "phone"})
     type: Literal["register_member"] = "register_member"
     member: MemberNumber
     name: Text200
     loan_limit: Annotated[int, Field(ge=0, le=1000, strict=True)] = 5
     status: Literal["active", "suspended"] = "active"
+    email: Email | None = None
+    phone: Phone | None = None
 
 
 class AddWork(Command):

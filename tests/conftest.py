@@ -50,7 +50,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """`@pytest.mark.requires_extension("pg_trgm")`: skip, saying why, where the test
-    database lacks the extension (the embedded PostgreSQL has no contrib ones)."""
+    database lacks the extension (a server without its contrib package)."""
     LOGS.test_starts()
     marker = item.get_closest_marker("requires_extension")
     if marker is not None:

@@ -43,6 +43,13 @@ class WorkerSettings(ProducerSettings):
     # Celery task events (see celery_config.py): Flower turns them on while it runs
     task_events: bool = False
 
+    # -- contacts -------------------------------------------------------------------------
+    # The country (ISO 3166 code, e.g. "GB") of phone numbers written nationally
+    # ("020 7946 0000"): with it they are stored under their international digits, so
+    # every spelling of a number finds it (worker/domain/contacts.py). Unset: national
+    # numbers keep their own digits, and searches try both forms of an international one.
+    phone_region: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$")
+
     # -- library loans --------------------------------------------------------------------
     loan_period_days: PositiveInt = 21
     loan_renewal_limit: int = Field(default=2, ge=0)
@@ -91,6 +98,19 @@ class WorkerSettings(ProducerSettings):
         "reservations",
     )
     analyze_min_changed_rows: int = Field(default=1000, ge=0)
+    # table and index upkeep (worker/service/maintenance/upkeep.py)
+    schedule_estimate_bloat_seconds: int = Field(default=86_400, ge=0)
+    schedule_vacuum_dead_rows_seconds: int = Field(default=3600, ge=0)
+    schedule_reindex_indexes_seconds: int = Field(default=86_400, ge=0)
+    # VACUUM (ANALYZE) a table once it has this many dead rows AND this share of its rows
+    # dead (autovacuum usually gets there first; this catches tables it lags on)
+    vacuum_min_dead_rows: PositiveInt = 10_000
+    vacuum_dead_fraction: float = Field(default=0.1, ge=0.0, le=1.0)
+    # a relation this big whose estimated waste is at least this share counts as bloated
+    upkeep_min_bloat_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
+    upkeep_bloat_fraction: float = Field(default=0.5, gt=0.0, lt=1.0)
+    upkeep_max_tables_per_run: PositiveInt = 5
+    upkeep_max_indexes_per_run: PositiveInt = 2
     # a statement regressed when its mean time over the last period exceeds its
     # baseline mean by this factor, over at least this many calls
     statement_regression_factor: float = Field(default=2.0, gt=1.0)

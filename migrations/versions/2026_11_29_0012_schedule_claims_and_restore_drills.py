@@ -4,7 +4,7 @@ Two new tables, nothing changed on existing ones: creating a table takes no lock
 any table that traffic uses.
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0011
 Create Date: 2026-11-29
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0012"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

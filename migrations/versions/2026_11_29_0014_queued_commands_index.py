@@ -1,7 +1,7 @@
 """a small partial index on queued commands, for the metrics' queue depth and oldest age
 
 Revision ID: 0014
-Revises: 0008
+Revises: 0012
 Create Date: 2026-11-29 12:00:00
 
 `orderq metrics serve` counts, on every scrape, the commands accepted but not yet taken

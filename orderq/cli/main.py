@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from orderq.cli import backup as _backup  # noqa: F401  (adds db backup/restore/verify)
+from orderq.cli import db_analyze as _db_analyze  # noqa: F401  (adds `db analyze`)
 from orderq.cli import demo, ops, stack
 from orderq.cli import publish_loans as _loans  # noqa: F401  (adds loan subcommands)
 from orderq.cli.api_keys import api_keys_app
@@ -16,10 +17,13 @@ from orderq.cli.dead_letters import dead_letters_app
 from orderq.cli.errors import OrderqGroup
 from orderq.cli.flower import flower
 from orderq.cli.health import health
+from orderq.cli.listings import list_app
 from orderq.cli.maintenance import maintenance_app
 from orderq.cli.metrics import metrics_app
 from orderq.cli.orders import orders_app
 from orderq.cli.publish import publish_app, publish_file
+from orderq.cli.search import search_app
+from orderq.cli.seed import seed_command
 from orderq.cli.serve import serve
 from orderq.cli.status import status
 
@@ -32,7 +36,8 @@ app = typer.Typer(
     cls=OrderqGroup,
 )
 # Commands in the root help, grouped by what a user comes to do (in this order).
-START, PUBLISH, RUN, LOOK = "Try it", "Publish and follow up", "Run the services", "Operate"
+START, PUBLISH, READ = "Try it", "Publish and follow up", "Search and list"
+RUN, LOOK = "Run the services", "Operate"
 app.command("demo", rich_help_panel=START)(demo.demo)
 app.command("up", rich_help_panel=START)(stack.up)
 app.command("down", rich_help_panel=START)(stack.down)
@@ -41,6 +46,9 @@ app.command("publish-file", rich_help_panel=PUBLISH)(publish_file)
 app.command("status", rich_help_panel=PUBLISH)(status)
 app.add_typer(orders_app, name="orders", rich_help_panel=PUBLISH)
 app.add_typer(dead_letters_app, name="dead-letters", rich_help_panel=PUBLISH)
+app.add_typer(search_app, name="search", rich_help_panel=READ)
+app.add_typer(list_app, name="list", rich_help_panel=READ)
+app.command("seed", rich_help_panel=READ)(seed_command)
 app.command("migrate", rich_help_panel=RUN)(ops.migrate)
 app.command("worker", rich_help_panel=RUN)(ops.worker)
 app.add_typer(maintenance_app, name="maintenance", rich_help_panel=RUN)

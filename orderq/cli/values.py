@@ -125,9 +125,12 @@ def whole_number(minimum: int | None = None, maximum: int | None = None) -> Call
     return parse
 
 
-def seconds(minimum: float | None = 0, maximum: float | None = None) -> Callable[[Any], float]:
-    """A parser for a duration option: '2.5' -> 2.5, else "'soon' is not a number of
-    seconds"."""
+def decimal_number(
+    minimum: float | None = None, maximum: float | None = None, *, unit: str = ""
+) -> Callable[[Any], float]:
+    """A parser for a finite decimal option: '2.5' -> 2.5, else "'soon' is not a number
+    [of <unit>] (e.g. 2.5)"."""
+    what = f"a number of {unit}" if unit else "a number"
 
     def parse(value: Any) -> float:
         if isinstance(value, int | float):
@@ -138,11 +141,17 @@ def seconds(minimum: float | None = 0, maximum: float | None = None) -> Callable
             except ValueError:
                 number = float("nan")
         if number != number or number in (float("inf"), float("-inf")):
-            raise ValueError(f"{value!r} is not a number of seconds (e.g. 2.5)")
+            raise ValueError(f"{value!r} is not {what} (e.g. 2.5)")
         _within(value, number, minimum, maximum)
         return number
 
     return parse
+
+
+def seconds(minimum: float | None = 0, maximum: float | None = None) -> Callable[[Any], float]:
+    """A parser for a duration option: '2.5' -> 2.5, else "'soon' is not a number of
+    seconds"."""
+    return decimal_number(minimum, maximum, unit="seconds")
 
 
 def parse_command_type(value: Any) -> str:

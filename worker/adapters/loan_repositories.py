@@ -62,16 +62,28 @@ class MemberRepository:
         self.session = session
 
     def ensure(
-        self, member_number: str, name: str, loan_limit: int, status: str
+        self,
+        member_number: str,
+        name: str,
+        loan_limit: int,
+        status: str,
+        contacts: dict[str, str | None] | None = None,
     ) -> tuple[Member, bool]:
         """The live member with this number, inserted if there was none; and whether it was.
+        `contacts` (email, phone, phone_digits) go into a new row.
 
         Two concurrent registrations of one number are safe: the second waits on the
         partial unique index, then does nothing.
         """
         inserted = self.session.execute(
             pg_insert(_members)
-            .values(member_number=member_number, name=name, loan_limit=loan_limit, status=status)
+            .values(
+                member_number=member_number,
+                name=name,
+                loan_limit=loan_limit,
+                status=status,
+                **(contacts or {}),
+            )
             .on_conflict_do_nothing(
                 index_elements=["member_number"], index_where=_members.c.deleted_at.is_(None)
             )

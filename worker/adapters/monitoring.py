@@ -183,7 +183,7 @@ def statements_unavailable(connection: Connection) -> str | None:
         if not shipped:
             return (
                 "pg_stat_statements is not available on this PostgreSQL server (its contrib "
-                "package is not installed; the embedded PostgreSQL has none): "
+                "package is not installed on the server): "
                 "statement statistics are skipped"
             )
         return (

@@ -26,11 +26,15 @@ def start_mappers() -> None:
     _started = True
     # Reservations change only under their work's (or held copy's) row lock, so they
     # need no version of their own.
-    for cls, table in (
-        (Member, tables.members),
-        (Work, tables.works),
-        (Copy, tables.copies),
-        (Loan, tables.loans),
+    # The generated full-text document of a work is the database's business: never
+    # loaded, never written by the ORM.
+    for cls, table, skipped in (
+        (Member, tables.members, ()),
+        (Work, tables.works, ("search_vector",)),
+        (Copy, tables.copies, ()),
+        (Loan, tables.loans, ()),
     ):
-        mapper_registry.map_imperatively(cls, table, version_id_col=table.c.version)
+        mapper_registry.map_imperatively(
+            cls, table, version_id_col=table.c.version, exclude_properties=skipped
+        )
     mapper_registry.map_imperatively(Reservation, tables.reservations)

@@ -116,6 +116,47 @@ class ProductRepository:
         )
 
 
+# -- customers ----------------------------------------------------------------------------
+
+# A customer's first order creates the row; later ones touch it only when they bring
+# contact details (DO NOTHING takes no row lock, so repeat orders of one customer do
+# not queue on it). Details given replace the stored ones; absent ones are kept.
+_NOTE_CUSTOMER = """
+    INSERT INTO customers (customer_ref) VALUES (%s) ON CONFLICT (customer_ref) DO NOTHING
+"""
+_UPSERT_CUSTOMER = """
+    INSERT INTO customers AS c (customer_ref, name, email, phone, phone_digits)
+    VALUES (%(ref)s, %(name)s, %(email)s, %(phone)s, %(phone_digits)s)
+    ON CONFLICT (customer_ref) DO UPDATE SET
+        name = coalesce(excluded.name, c.name),
+        email = coalesce(excluded.email, c.email),
+        phone = coalesce(excluded.phone, c.phone),
+        phone_digits = CASE WHEN excluded.phone IS NULL THEN c.phone_digits
+                            ELSE excluded.phone_digits END,
+        version = c.version + 1,
+        updated_at = now()
+    WHERE (excluded.name IS NOT NULL AND excluded.name IS DISTINCT FROM c.name)
+       OR (excluded.email IS NOT NULL AND excluded.email IS DISTINCT FROM c.email)
+       OR (excluded.phone IS NOT NULL
+           AND (excluded.phone, excluded.phone_digits) IS DISTINCT FROM (c.phone, c.phone_digits))
+"""
+
+
+class CustomerRepository:
+    """The shop's customers, by the `customer_ref` their orders carry."""
+
+    def __init__(self, sql: Sql) -> None:
+        self.sql = sql
+
+    def note(self, customer_ref: str, details: dict[str, str | None] | None) -> None:
+        """Make sure the customer exists; store the contact details given (name, email,
+        phone, phone_digits — None keeps the stored value)."""
+        if not details or all(value is None for value in details.values()):
+            self.sql.execute(_NOTE_CUSTOMER, (customer_ref,))
+            return
+        self.sql.execute(_UPSERT_CUSTOMER, {"ref": customer_ref, **details})
+
+
 # -- orders -------------------------------------------------------------------------------
 
 _ADD_ORDER = """

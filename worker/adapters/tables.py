@@ -26,7 +26,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 
 from producers.command_log import DEAD, PENDING, DeliveryState, LedgerStatus, sql_values
 from worker.domain.loans import (
@@ -204,6 +204,8 @@ products = Table(
     _created_at(),
     _updated_at(),
     CheckConstraint("price_cents >= 0", name="price_not_negative"),
+    # serves: product search by SKU prefix (LIKE 'MUG%' in any collation)
+    Index("ix_products_sku_pattern", "sku", postgresql_ops={"sku": "text_pattern_ops"}),
 )
 
 stock_levels = Table(
@@ -244,8 +246,42 @@ orders = Table(
     _updated_at(),
     CheckConstraint(one_of("status", OrderStatus), name="status_allowed"),
     CheckConstraint("total_cents >= 0", name="total_not_negative"),
-    # serves: the reporting query (orders in a status, newest first, keyset pages)
+    # serves: the reporting query (orders in a status, newest first, keyset pages) and
+    # the hot report (orders in a status and date range with their items' totals)
     Index("ix_orders_status_created_at", "status", text("created_at DESC"), text("id DESC")),
+    # serves: a customer's orders, newest first, keyset pages
+    Index(
+        "ix_orders_customer_ref_created_at",
+        "customer_ref",
+        text("created_at DESC"),
+        text("id DESC"),
+    ),
+)
+
+# A customer of the shop, known by the `customer_ref` orders carry. place_order creates
+# the row on a customer's first order and fills in the contact details the command
+# brings (name, e-mail, phone: all optional); search finds customers by any of them.
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    # serves: the customer of an order (place_order's upsert), search by exact reference
+    Column("customer_ref", Text, nullable=False, unique=True),
+    Column("name", Text),
+    Column("email", Text),
+    Column("phone", Text),
+    # the phone's digits key (worker/domain/contacts.py), written with the phone
+    Column("phone_digits", Text),
+    _version(),
+    _created_at(),
+    _updated_at(),
+    CheckConstraint("phone_digits ~ '^[0-9]+$'", name="phone_digits_only"),
+    # serves: customer search by phone (digits key, exact or prefix)
+    Index(
+        "ix_customers_phone_digits",
+        "phone_digits",
+        postgresql_ops={"phone_digits": "text_pattern_ops"},
+    ),
 )
 
 order_items = Table(
@@ -279,8 +315,14 @@ stock_movements = Table(
     _created_at(),
     CheckConstraint(one_of("reason", MovementReason), name="reason_allowed"),
     CheckConstraint("on_hand_delta <> 0 OR reserved_delta <> 0", name="moves_something"),
-    # serves: reconciling a product's stock with the sum of its movements
-    Index("ix_stock_movements_product_id", "product_id"),
+    # serves: a product's movements newest first (keyset pages), and reconciling a
+    # product's stock with the sum of its movements (product_id leads)
+    Index(
+        "ix_stock_movements_product_id_created_at",
+        "product_id",
+        text("created_at DESC"),
+        text("id DESC"),
+    ),
     # serves: an order's stock history (audit, cancel/ship checks)
     Index(
         "ix_stock_movements_order_id",
@@ -324,6 +366,9 @@ statement_baselines = Table(
 
 
 # -- library loans ------------------------------------------------------------------------
+
+#: The generated full-text document of a work (migration 0011 defines the functions).
+
 # Soft delete: members and copies are never removed (loans reference them as history);
 # `deleted_at` is set instead, and the lookups below skip such rows.
 
@@ -336,12 +381,24 @@ members = Table(
     Column("name", Text, nullable=False),
     Column("status", Text, nullable=False),
     Column("loan_limit", Integer, nullable=False),
+    Column("email", Text),
+    Column("phone", Text),
+    # the phone's digits key (worker/domain/contacts.py), written with the phone
+    Column("phone_digits", Text),
     Column("deleted_at", DateTime(timezone=True)),
     _version(),
     _created_at(),
     _updated_at(),
     CheckConstraint(one_of("status", MemberStatus), name="status_allowed"),
     CheckConstraint("loan_limit >= 0", name="loan_limit_not_negative"),
+    CheckConstraint("phone_digits ~ '^[0-9]+$'", name="phone_digits_only"),
+    # serves: member search by phone (digits key, exact or prefix); live members only
+    Index(
+        "ix_members_phone_digits",
+        "phone_digits",
+        postgresql_ops={"phone_digits": "text_pattern_ops"},
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
     # serves: a live member by number (every loan command); a deleted member's number
     # may be issued again
     Index(
@@ -360,9 +417,23 @@ works = Table(
     Column("work_code", Text, nullable=False, unique=True),
     Column("title", Text, nullable=False),
     Column("authors", ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    # withdrawn from the catalogue (search skips it; its loans stay as history)
+    Column("deleted_at", DateTime(timezone=True)),
+    # Full-text document: title (weight A) and authors (weight B), accents folded,
+    # kept by the trigger trg_works_search_vector (orderq_work_search_vector(title,
+    # authors); why a trigger and not a generated column: migration 0011).
+    Column("search_vector", TSVECTOR),
     _version(),
     _created_at(),
     _updated_at(),
+    # serves: work search, full text (websearch_to_tsquery); live works only
+    Index(
+        "ix_works_search_vector",
+        "search_vector",
+        postgresql_using="gin",
+        postgresql_with={"fastupdate": "off"},
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
 )
 
 
@@ -424,8 +495,16 @@ loans = Table(
         unique=True,
         postgresql_where=text("returned_at IS NULL"),
     ),
-    # serves: counting a member's active loans against the loan limit (checkout)
+    # serves: counting a member's active loans against the loan limit (checkout), and
+    # the member's active loans listing (at most the loan limit: sorted in memory)
     Index("ix_loans_member_id_active", "member_id", postgresql_where=text("returned_at IS NULL")),
+    # serves: a member's loans, newest checkout first (history, keyset pages)
+    Index(
+        "ix_loans_member_id_checked_out_at",
+        "member_id",
+        text("checked_out_at DESC"),
+        text("id DESC"),
+    ),
     # serves: the overdue sweep — active loans not yet marked, past due, oldest due first,
     # keyset pages on (due_at, id); marked and returned loans drop out of the index
     Index(
@@ -534,4 +613,60 @@ restore_drills = Table(
     CheckConstraint("status = 'failed' OR error IS NULL", name="passed_without_error"),
     # serves: the latest drill (`orderq db drills`, the health of the backups)
     Index("ix_restore_drills_started_at", text("started_at DESC")),
+)
+
+
+# -- search indexes on expressions (accents folded by orderq_fold, migration 0011) --------
+# The expression is labelled so its operator class can be named (and compared with the
+# migrated schema by tests/integration/test_migrations.py).
+
+_LIVE = text("deleted_at IS NULL")
+
+# serves: product search by name, typo-tolerant (trigram similarity, accents folded)
+Index(
+    "ix_products_name_trgm",
+    func.orderq_fold(products.c.name).label("folded"),
+    postgresql_using="gin",
+    postgresql_with={"fastupdate": "off"},
+    postgresql_ops={"folded": "gin_trgm_ops"},
+)
+# serves: customer search by name, typo-tolerant, accents folded
+Index(
+    "ix_customers_name_trgm",
+    func.orderq_fold(customers.c.name).label("folded"),
+    postgresql_using="gin",
+    postgresql_with={"fastupdate": "off"},
+    postgresql_ops={"folded": "gin_trgm_ops"},
+)
+# serves: customer search by e-mail (exact or prefix, any case)
+Index(
+    "ix_customers_email",
+    func.lower(customers.c.email).label("lowered"),
+    postgresql_ops={"lowered": "text_pattern_ops"},
+)
+# serves: member search by name, typo-tolerant, accents folded; live members only
+Index(
+    "ix_members_name_trgm",
+    func.orderq_fold(members.c.name).label("folded"),
+    postgresql_using="gin",
+    postgresql_with={"fastupdate": "off"},
+    postgresql_ops={"folded": "gin_trgm_ops"},
+    postgresql_where=_LIVE,
+)
+# serves: member search by e-mail (exact or prefix, any case); live members only
+Index(
+    "ix_members_email",
+    func.lower(members.c.email).label("lowered"),
+    postgresql_ops={"lowered": "text_pattern_ops"},
+    postgresql_where=_LIVE,
+)
+# serves: work search, typo-tolerant (trigram word similarity on title and authors,
+# accents folded); live works only
+Index(
+    "ix_works_search_text_trgm",
+    func.orderq_work_text(works.c.title, works.c.authors).label("folded"),
+    postgresql_using="gin",
+    postgresql_with={"fastupdate": "off"},
+    postgresql_ops={"folded": "gin_trgm_ops"},
+    postgresql_where=_LIVE,
 )

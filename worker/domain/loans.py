@@ -93,12 +93,27 @@ class Member:
         self.loan_limit = loan_limit
         self.status = status
         self.deleted_at = None
+        self.email: str | None = None
+        self.phone: str | None = None
+        self.phone_digits: str | None = None
 
     def update(self, name: str, loan_limit: int, status: MemberStatus) -> bool:
         """Replace name, limit and status; return whether anything changed."""
         wanted = (name, loan_limit, MemberStatus(status))
         changed = (self.name, self.loan_limit, MemberStatus(self.status)) != wanted
         self.name, self.loan_limit, self.status = wanted
+        return changed
+
+    def update_contacts(
+        self, email: str | None, phone: str | None, phone_digits: str | None
+    ) -> bool:
+        """Replace the e-mail and the phone that are given (None keeps the stored one);
+        return whether anything changed."""
+        changed = False
+        if email is not None and email != self.email:
+            self.email, changed = email, True
+        if phone is not None and (phone, phone_digits) != (self.phone, self.phone_digits):
+            self.phone, self.phone_digits, changed = phone, phone_digits, True
         return changed
 
     def ensure_active(self) -> None:

@@ -19,6 +19,8 @@ class CommandContext:
     loan_policy: LoanPolicy
     attempt: int = 1
     failpoints: Failpoints = NO_FAILPOINTS
+    #: the country of nationally written phone numbers (settings.phone_region)
+    phone_region: str | None = None
 
     def failpoint(self, point: str) -> None:
         self.failpoints.hit(point, self.key, self.attempt)

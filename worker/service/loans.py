@@ -25,6 +25,7 @@ from producers.commands import (
     ReturnCopy,
 )
 from worker.domain import loans as rules
+from worker.domain.contacts import phone_key
 from worker.domain.errors import (
     BarcodeInUse,
     CopyNotFound,
@@ -81,12 +82,15 @@ def _hold_result(uow: UnitOfWork, hold: Reservation | None) -> dict[str, Any]:
 def register_member(
     command: RegisterMember, uow: UnitOfWork, ctx: CommandContext
 ) -> dict[str, Any]:
+    phone_digits = phone_key(command.phone, ctx.phone_region)
+    contacts = {"email": command.email, "phone": command.phone, "phone_digits": phone_digits}
     member, created = uow.members.ensure(
-        command.member, command.name, command.loan_limit, command.status
+        command.member, command.name, command.loan_limit, command.status, contacts
     )
     changed = created or member.update(
         command.name, command.loan_limit, MemberStatus(command.status)
     )
+    changed = member.update_contacts(command.email, command.phone, phone_digits) or changed
     uow.flush()
     return {
         "member": member.member_number,

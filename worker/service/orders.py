@@ -16,6 +16,7 @@ from producers.commands import (
     ShipOrder,
     UpsertProduct,
 )
+from worker.domain.contacts import phone_key
 from worker.domain.errors import OrderNotFound, UnknownSku
 from worker.domain.orders import Order, StockLevel, StockMovement, place_order
 from worker.service.context import CommandContext
@@ -63,10 +64,24 @@ def place_order_handler(
         uow.orders.add_items(order)
         uow.products.save_stock(product.stock for product in catalogue.values())
         uow.products.add_movements(movements)
+        # after the stock locks, like every place_order: no lock-order cycle
+        uow.customers.note(command.customer_ref, _contact_details(command, ctx))
     return {
         "order_number": order.order_number,
         "total_cents": order.total_cents,
         "lines": len(order.items),
+    }
+
+
+def _contact_details(command: PlaceOrder, ctx: CommandContext) -> dict[str, str | None] | None:
+    details = command.customer
+    if details is None:
+        return None
+    return {
+        "name": details.name,
+        "email": details.email,
+        "phone": details.phone,
+        "phone_digits": phone_key(details.phone, ctx.phone_region),
     }
 
 

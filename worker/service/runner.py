@@ -111,7 +111,13 @@ class CommandRunner:
             return Outcome.failed(command.key, error).as_replay()
         delivery.counted(command.key, attempt.number, attempt.accepted_seconds_ago)
         self.observer.attempt_counted(delivery)
-        ctx = CommandContext(command.key, self.loan_policy, attempt.number, self.failpoints)
+        ctx = CommandContext(
+            command.key,
+            self.loan_policy,
+            attempt.number,
+            self.failpoints,
+            self.settings.phone_region,
+        )
         if attempt.number > self.settings.max_attempts:
             died = (
                 f"{self.settings.max_attempts} attempts started and none finished "
@@ -267,7 +273,7 @@ class CommandRunner:
             fingerprint = fingerprint_of({"body": body})
         except (TypeError, ValueError):
             fingerprint = fingerprint_of({"unrepresentable": repr(body)[:1000]})
-        ctx = CommandContext(key, self.loan_policy, 1, self.failpoints)
+        ctx = CommandContext(key, self.loan_policy, 1, self.failpoints, self.settings.phone_region)
         try:
             return execute(self._new_uow, ctx, command_type, fingerprint, refuse)
         except Exception as error:

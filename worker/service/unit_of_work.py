@@ -27,7 +27,11 @@ from worker.adapters.loan_repositories import (
     ReservationRepository,
     WorkRepository,
 )
-from worker.adapters.repositories import OrderRepository, ProductRepository
+from worker.adapters.repositories import (
+    CustomerRepository,
+    OrderRepository,
+    ProductRepository,
+)
 from worker.adapters.sql import Sql
 
 
@@ -47,6 +51,7 @@ class UnitOfWork:
         self.ledger = CommandLog(self.sql.connection)
         self.products = ProductRepository(self.sql)
         self.orders = OrderRepository(self.sql)
+        self.customers = CustomerRepository(self.sql)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -133,7 +133,7 @@ def test_without_pg_stat_statements_the_snapshot_says_so_once_and_skips(engine, 
     if shipped:  # the server has the contrib package: the fix is one statement away
         assert "pg_stat_statements is not installed in this database" in first.skipped
         assert "CREATE EXTENSION pg_stat_statements" in first.skipped
-    else:  # e.g. the embedded PostgreSQL: no contrib package at all
+    else:  # a server without its contrib package
         assert "pg_stat_statements is not available on this PostgreSQL server" in first.skipped
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert [r.getMessage() for r in warnings] == [first.skipped]

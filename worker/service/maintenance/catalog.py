@@ -14,7 +14,7 @@ from time import perf_counter
 from sqlalchemy import Engine
 
 from worker.adapters.schedule_claims import record_run
-from worker.service.maintenance import ledger, republish, restore_drill, statistics
+from worker.service.maintenance import ledger, republish, restore_drill, statistics, upkeep
 from worker.service.maintenance.loans import LOAN_SWEEPS
 from worker.service.maintenance.orders import EXPIRE_UNPAID_ORDERS
 from worker.service.maintenance.report import RunReport, log_run
@@ -107,6 +107,24 @@ JOBS: tuple[Job, ...] = (
         "schedule_index_health_seconds",
         lambda ctx: statistics.check_index_health(ctx.settings, ctx.engine),
         "report invalid, unused and duplicate indexes",
+    ),
+    Job(
+        upkeep.BLOAT_TASK,
+        "schedule_estimate_bloat_seconds",
+        lambda ctx: upkeep.estimate_bloat(ctx.settings, ctx.engine),
+        "estimate table and index bloat, report what is past the threshold",
+    ),
+    Job(
+        upkeep.VACUUM_TASK,
+        "schedule_vacuum_dead_rows_seconds",
+        lambda ctx: upkeep.vacuum_dead_rows(ctx.settings, ctx.engine),
+        "VACUUM (ANALYZE) tables past the dead-row threshold",
+    ),
+    Job(
+        upkeep.REINDEX_TASK,
+        "schedule_reindex_indexes_seconds",
+        lambda ctx: upkeep.reindex_indexes(ctx.settings, ctx.engine),
+        "REINDEX CONCURRENTLY invalid and bloated indexes",
     ),
     Job(
         statistics.SNAPSHOT_TASK,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, text
 
-from worker.adapters import monitoring
+from worker.adapters import monitoring, plan_advice
 from worker.adapters.statement_stats import (
     find_regressions,
     purge_old_snapshots,
@@ -90,6 +90,27 @@ def _say_once(reason: str) -> None:
         log.debug(reason)
 
 
+#: regressed statements whose plan is read and advised on per run (each is one EXPLAIN)
+REGRESSIONS_EXPLAINED = 5
+
+
+def _advice_for(engine: Engine, regressions: list) -> dict[int, list[plan_advice.Advice]]:
+    """The plan recommendations of each regressed statement ({} if none can be read)."""
+    if not regressions:
+        return {}
+    found: dict[int, list[plan_advice.Advice]] = {}
+    with engine.connect() as connection:
+        rows = plan_advice.table_rows(connection)
+        for regression in regressions:
+            try:
+                plan, _ = plan_advice.generic_plan(connection, regression.query)
+            except ValueError:
+                continue
+            found[regression.queryid] = plan_advice.advise(plan, rows)
+        connection.rollback()
+    return found
+
+
 def snapshot_statements(
     settings: WorkerSettings, engine: Engine, now: datetime | None = None
 ) -> RunReport:
@@ -120,18 +141,24 @@ def snapshot_statements(
                 settings.statement_snapshot_retention_days * 86_400,
                 settings.maintenance_batch_size,
             )
+        advice = _advice_for(engine, regressions[:REGRESSIONS_EXPLAINED])
         for regression in regressions:
+            recommendations = advice.get(regression.queryid, [])
             log.warning(
-                "statement regressed: %.2f ms mean over %d calls, baseline %.2f ms: %s",
+                "statement regressed: %.2f ms mean over %d calls, baseline %.2f ms: %s%s",
                 regression.period_mean_ms,
                 regression.period_calls,
                 regression.baseline_mean_ms,
                 regression.query[:200],
+                "".join(f"; {a.detail} -> {a.recommendation}" for a in recommendations),
             )
         report.set(
             statements=stored,
             new_baselines=baselines,
-            regressions=[r.as_dict() for r in regressions],
+            regressions=[
+                {**r.as_dict(), "advice": [a.recommendation for a in advice.get(r.queryid, [])]}
+                for r in regressions
+            ],
             snapshots_purged=purged,
         )
 
