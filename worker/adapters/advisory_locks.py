@@ -8,9 +8,16 @@ the connection of a process that died.
 
 Transaction-level, not session-level, so it works through PgBouncer in transaction
 pooling: a session lock would stay on whichever server connection PgBouncer lent for
-the one statement, and the unlock could reach another one. The transaction holds no
-snapshot between statements (READ COMMITTED, no writes), so it does not hold back
-vacuum while it waits for the run to finish.
+the one statement, and the unlock could reach another one.
+
+The holding transaction must hold no snapshot while it waits for the run, or it would
+pin the database's xmin horizon: VACUUM could not remove rows the run itself deletes,
+and REINDEX/CREATE INDEX CONCURRENTLY (the upkeep jobs) would wait for it until their
+lock timeout. A READ COMMITTED transaction releases its snapshot after each statement
+— except that a statement sent with bound parameters (the extended protocol) leaves its
+unnamed portal, and the portal's snapshot, in place until the next statement. So the
+statements here carry their values inline (an integer key and a constant): the simple
+protocol, no portal, no snapshot (tests/integration/maintenance/test_advisory_locks.py).
 """
 
 from __future__ import annotations
@@ -38,14 +45,13 @@ def advisory_lock(engine: Engine, name: str) -> Iterator[bool]:
 
     Never waits: a second run sees False at once and should skip.
     """
+    key = int(lock_key(name))  # an int, inlined: no bound parameter (see above)
     with engine.connect() as connection, connection.begin():
         # The holding transaction sits idle while the run works on other connections:
         # the idle-in-transaction guard must not end it (and the lock) mid-run. A dead
         # or killed process still ends it: PostgreSQL drops its connection.
         connection.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
         acquired = bool(
-            connection.execute(
-                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": lock_key(name)}
-            ).scalar()
+            connection.execute(text(f"SELECT pg_try_advisory_xact_lock({key})")).scalar()
         )
         yield acquired
