@@ -126,11 +126,13 @@ def test_reused_key_with_another_payload_leaves_the_original(worker, publisher, 
     publisher.publish(place(sku, qty=3, key=original.key))
 
     # The refusal goes back to that delivery (the task's return value, in the worker log);
-    # it is not stored: the key's outcome stays the original one.
+    # the key's outcome stays the original one, and the lookup reports the refusal.
     worker.wait_for_log(
         f"'key': '{original.key}', 'status': 'rejected', 'reason': 'idempotency_key_reused'", 30
     )
-    assert await_outcome(engine, original.key) == first
+    outcome = await_outcome(engine, original.key)
+    assert (outcome.status, outcome.result) == (first.status, first.result)
+    assert outcome.key_reuse is not None and outcome.key_reuse.refusals == 1
     assert orders_with_key(engine, original.key) == 1
     assert stock_of(engine, sku) == (5, 1)
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 import sys
+from functools import cached_property
 from typing import Any
 
 from celery import Celery
 from celery.signals import beat_init, celeryd_init, worker_process_init
+from kombu import Connection
 
 from producers.broker import publish_retry_policy
 from producers.errors import ConfigurationError
+from worker.adapters.transport_guard import guard_transport
 from worker.entrypoints.celery_config import celery_config
 from worker.service.bootstrap import Services, bootstrap
 from worker.settings import WorkerSettings
@@ -44,6 +47,16 @@ class OrderqCelery(Celery):
         if self._services is None:
             self._services = bootstrap(self.settings, self.send_command)
         return self._services
+
+    def connection_for_read(self, url: str | None = None, **kwargs: Any) -> Connection:
+        """The consuming connection, on the guarded transport (transport_guard.py): what
+        the broker client cannot read is quarantined instead of killing the worker."""
+        return guard_transport(super().connection_for_read(url, **kwargs))
+
+    @cached_property
+    def Worker(self) -> type:
+        """`celery worker`'s worker: exits with an error status after an error."""
+        return self.subclass_with_self("worker.entrypoints.lifecycle:OrderqWorker")
 
     def send_command(self, task_name: str, key: str, message: dict[str, Any]) -> None:
         """Publish a stored command message to the command queue (with retries)."""

@@ -58,7 +58,9 @@ def celery_config(settings: WorkerSettings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         # Maintenance jobs (their intervals come from settings; 0 turns one off).
         "beat_schedule": beat_schedule(settings),
-        # Unknown task names become `rejected: invalid_command` instead of being
-        # discarded (see worker/entrypoints/consumer.py).
+        # Every message goes through orderq's guard before Celery reads it: what Celery
+        # cannot run (bad headers, body, encoding, unknown or Celery-internal task
+        # names, ETAs and time limits out of bounds) is quarantined and its key answered
+        # instead of killing or wedging the worker (worker/entrypoints/consumer.py).
         "worker_consumer": "worker.entrypoints.consumer:CommandConsumer",
     }

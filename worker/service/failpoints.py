@@ -12,7 +12,9 @@ Off unless `ORDERQ_FAILPOINTS` is set. The value is a `;`-separated list of
 
 `*times` limits the action to the first N attempts of each key. Points: `after_claim`
 (ledger row claimed), `after_lock` (business rows locked), `before_commit` (all
-changes flushed, transaction still open).
+changes flushed, transaction still open); and `receive`, in the worker's main process
+as a message arrives, before the raw-message guard, matched on the message's task id
+(a bug below the guard: `receive=bug@crash-` makes the worker stop on an error).
 """
 
 from __future__ import annotations
