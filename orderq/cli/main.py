@@ -13,6 +13,7 @@ from orderq.cli.health import health
 from orderq.cli.maintenance import maintenance_app
 from orderq.cli.orders import orders_app
 from orderq.cli.publish import publish_app, publish_file
+from orderq.cli.quarantine import quarantine_app
 from orderq.cli.status import status
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app.add_typer(orders_app, name="orders")
 app.command("publish-file")(publish_file)
 app.command("status")(status)
 app.add_typer(dead_letters_app, name="dead-letters")
+app.add_typer(quarantine_app, name="quarantine")
 app.command("migrate")(ops.migrate)
 app.command("worker")(ops.worker)
 app.command("beat")(ops.beat)

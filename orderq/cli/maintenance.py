@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from orderq.cli.console import console, fail, resolved_settings, settings_or_fail
+from orderq.cli.ops import run_celery
 
 maintenance_app = typer.Typer(
     help="Scheduled maintenance (beat sends these to the maintenance queue).",
@@ -63,9 +64,7 @@ def maintenance_worker(
 ) -> None:
     """Serve the maintenance queue (one process: jobs are sequential by design)."""
     settings = resolved_settings()
-    from worker.entrypoints.celery_app import app
-
-    app.worker_main(
+    run_celery(
         [
             "worker",
             "--concurrency=1",

@@ -25,6 +25,19 @@ def migrate_or_fail(database_url: str, wait: float = 0) -> str:
     return revision
 
 
+def run_celery(arguments: list[str]) -> None:
+    """Run a Celery command (worker, beat) of orderq's app; exit with its status.
+
+    `app.start`, not `app.worker_main`: worker_main drops the exit status, so a worker
+    that stopped on an error exited 0 and looked like a clean stop to its supervisor.
+    """
+    from worker.entrypoints.celery_app import app
+
+    code = app.start(arguments)
+    if code:
+        raise typer.Exit(code)
+
+
 def migrate(
     wait: Annotated[
         float,
@@ -49,11 +62,13 @@ def worker(
         str | None, typer.Option("--queues", "-Q", help="Default: the command queue.")
     ] = None,
 ) -> None:
-    """Start a command worker (same as `celery -A worker.entrypoints.celery_app worker`)."""
-    settings = resolved_settings()
-    from worker.entrypoints.celery_app import app
+    """Start a command worker (same as `celery -A worker.entrypoints.celery_app worker`).
 
-    app.worker_main(
+    Exits with the worker's status: non-zero when it stopped on an error, so a
+    supervisor (`orderq up`, systemd, Kubernetes) restarts it.
+    """
+    settings = resolved_settings()
+    run_celery(
         [
             "worker",
             f"--concurrency={concurrency}",
@@ -73,9 +88,7 @@ def beat(
 ) -> None:
     """Start Celery beat, the maintenance scheduler (run exactly one)."""
     resolved_settings()  # embedded servers, if any, into the environment
-    from worker.entrypoints.celery_app import app
-
     arguments = ["beat", f"--loglevel={loglevel}"]
     if schedule:
         arguments.append(f"--schedule={schedule}")
-    app.start(arguments)
+    run_celery(arguments)
