@@ -218,11 +218,14 @@ def classify_envelope(
 def carried_command(args: Any, kwargs: Any) -> Mapping[str, Any] | None:
     """The mapping a message plainly sends as its command, if it has a usable key.
 
-    In order: a mapping among the positional arguments, the keyword arguments
-    themselves (the command's fields sent as keywords), a mapping among their values.
+    In order: a mapping among the positional arguments (or sent in their place), the
+    keyword arguments themselves (the command's fields sent as keywords), a mapping
+    among their values.
     """
     candidates: list[Any] = []
-    if isinstance(args, list | tuple):
+    if isinstance(args, Mapping):  # the command sent where the argument list belongs
+        candidates.append(args)
+    elif isinstance(args, list | tuple):
         candidates.extend(arg for arg in args if isinstance(arg, Mapping))
     if isinstance(kwargs, Mapping):
         candidates.append(kwargs)
@@ -240,14 +243,19 @@ def _classify(raw: RawMessage, rules: EnvelopeRules, now: datetime, parts: _Part
     headers = raw.headers if raw.headers is not None else {}
     if not isinstance(headers, Mapping):
         raise _Refusal(Problem.HEADER, f"headers: a {_kind(headers)}, not a table")
-    unreadable = headers.get(UNREADABLE_HEADER)
-    if unreadable is not None:
-        parts.args, parts.kwargs = _arguments_in_unreadable(raw.body, rules)
-        raise _Refusal(Problem.UNREADABLE, str(unreadable))
     parts.task_id = _short_text(headers.get("id"))
     parts.task = _short_text(headers.get("task"))
-    _check_content(raw)
-    body = _decode(raw.body, rules)
+    unreadable = headers.get(UNREADABLE_HEADER)
+    if unreadable is not None:
+        parts.args, parts.kwargs = arguments_in_body(raw.body, rules)
+        raise _Refusal(Problem.UNREADABLE, str(unreadable))
+    try:
+        _check_content(raw)
+        body = _decode(raw.body, rules)
+    except _Refusal:
+        # a body that is JSON after all (wrong label, NaN ...) still names its key
+        parts.args, parts.kwargs = arguments_in_body(raw.body, rules)
+        raise
     if "task" in headers:
         if isinstance(body, Mapping):  # Celery's hybrid: protocol-2 headers, protocol-1 body
             fields = {**body, **headers}
@@ -257,6 +265,11 @@ def _classify(raw: RawMessage, rules: EnvelopeRules, now: datetime, parts: _Part
             fields = dict(headers)
             args, kwargs, embed = _protocol2_body(body, parts)
     else:  # message protocol 1: everything in the body
+        if isinstance(body, list):  # a protocol-2 body without its headers
+            parts.args = body[0] if body else None
+            parts.kwargs = body[1] if len(body) > 1 else None
+        elif isinstance(body, Mapping):
+            parts.args, parts.kwargs = body.get("args"), body.get("kwargs")
         if not isinstance(body, Mapping) or "task" not in body:
             raise _Refusal(
                 Problem.HEADER,
@@ -373,38 +386,46 @@ def _walk(value: Any, max_depth: int) -> None:
                 )
 
 
-def _arguments_in_unreadable(body: Any, rules: EnvelopeRules) -> tuple[Any, Any]:
-    """The task arguments inside a message the transport could not read, if they are
-    plainly there (its body is JSON, or a kombu envelope whose body is): the key they
-    carry can then be answered. (None, None) when not."""
-    for _ in range(2):  # the message itself, then the envelope kept inside it
-        try:
-            if isinstance(body, str):
-                body = body.encode("utf-8")
-            if not isinstance(body, bytes) or len(body) > rules.max_body_bytes:
+def arguments_in_body(body: Any, rules: EnvelopeRules) -> tuple[Any, Any]:
+    """(args, kwargs) in a body the guard refused before reading it as a task, when they
+    are plainly there: the body is JSON after all (whatever its label said), or a
+    kombu envelope, kept by a transport guard, whose body is. The key they carry can
+    then be answered. (None, None) when not; never raises."""
+    try:
+        for _ in range(2):  # the message itself, then the envelope kept inside it
+            if isinstance(body, bytes | bytearray | memoryview):
+                body = bytes(body).decode("utf-8")
+            if not isinstance(body, str) or len(body) > rules.max_body_bytes:
                 return None, None
-            value = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
-        except (ValueError, RecursionError):
-            return None, None
-        if isinstance(value, list) and len(value) == 3:
-            return value[0], value[1]
-        if isinstance(value, dict) and "args" in value:
-            return value.get("args"), value.get("kwargs")
-        if not isinstance(value, dict) or not isinstance(value.get("body"), str):
-            return None, None
-        inner = value["body"]
-        properties = value.get("properties")
-        if isinstance(properties, dict) and properties.get("body_encoding") == "base64":
-            try:
-                body = base64.b64decode(inner.encode("utf-8"), validate=False)
-            except (ValueError, UnicodeEncodeError):
+            value = json.loads(body)
+            if isinstance(value, list) and value:
+                return value[0], value[1] if len(value) > 1 else None
+            if isinstance(value, dict) and "args" in value:
+                return value.get("args"), value.get("kwargs")
+            if not isinstance(value, dict) or not isinstance(value.get("body"), str):
                 return None, None
-        else:
-            body = inner
+            body = _inner_body(value["body"])
+    except Exception:  # not UTF-8, not JSON, not base64, too deep: nothing plainly there
+        return None, None
     return None, None
 
 
+def _inner_body(body: str) -> str | bytes:
+    """The body kept in a kombu envelope: its JSON text, or base64 of it (whatever the
+    envelope claims its encoding is, it is what can be read that counts)."""
+    try:
+        json.loads(body)
+        return body
+    except ValueError:
+        return base64.b64decode(body.encode("utf-8"))
+
+
 def _protocol2_body(body: Any, parts: _Parts) -> tuple[list[Any], dict[str, Any], Any]:
+    if isinstance(body, list):
+        parts.args = body[0] if body else None
+        parts.kwargs = body[1] if len(body) > 1 else None
+    elif isinstance(body, dict):
+        parts.kwargs = body
     if not isinstance(body, list) or len(body) != 3:
         shown = f"a list of {len(body)}" if isinstance(body, list) else f"a {_kind(body)}"
         raise _Refusal(Problem.SHAPE, f"body: {shown}; a Celery task body is [args, kwargs, embed]")

@@ -113,8 +113,8 @@ class QuarantineRecord:
             content_encoding=(
                 _text(raw.content_encoding, 255) if raw.content_encoding is not None else None
             ),
-            task_name=verdict.task,
-            task_id=verdict.task_id,
+            task_name=_text(verdict.task, 255) if verdict.task is not None else None,
+            task_id=_text(verdict.task_id, 255) if verdict.task_id is not None else None,
             key=verdict.key,
             rejection=verdict.rejection if verdict.key is not None else None,
             command=storable(dict(verdict.command)) if verdict.command is not None else None,

@@ -32,6 +32,7 @@ from worker.adapters.envelope import (
     Problem,
     Quarantined,
     RawMessage,
+    arguments_in_body,
     carried_command,
     classify_envelope,
 )
@@ -165,9 +166,7 @@ class CommandConsumer(Consumer):  # type: ignore[misc]
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         if not self._is_task_message(message):  # e.g. a remote-control message
             return super().on_decode_error(message, exc)
-        assert self.guard is not None
-        verdict = Quarantined(Problem.UNREADABLE, f"kombu could not read the message: {exc}")
-        self.guard.quarantine(message, verdict)
+        self._refuse(message, Problem.UNREADABLE, f"kombu could not read the message: {exc}")
 
     def on_unknown_message(self, body: Any, message: Any) -> None:
         if self.guard is None:
@@ -188,15 +187,23 @@ class CommandConsumer(Consumer):  # type: ignore[misc]
 
     def _refuse(self, message: Any, problem: Problem, reason: str) -> None:
         assert self.guard is not None
-        command = None
-        if isinstance(message, TaskMessage):
-            args, kwargs, _ = message.payload
+        try:
+            if isinstance(message, TaskMessage):
+                args, kwargs, _ = message.payload
+            else:
+                args, kwargs = arguments_in_body(getattr(message, "body", None), self.guard.rules)
             command = carried_command(args, kwargs)
+        except Exception:
+            command = None
+        headers = getattr(message, "headers", None)
+        headers = headers if isinstance(headers, dict) else {}
         verdict = Quarantined(
             problem,
             reason,
             key=command.get("key") if command is not None else None,
             command=command,
+            task=headers.get("task") if isinstance(headers.get("task"), str) else None,
+            task_id=headers.get("id") if isinstance(headers.get("id"), str) else None,
         )
         self.guard.quarantine(message, verdict)
 
