@@ -242,6 +242,7 @@ def carried_command(args: Any, kwargs: Any) -> Mapping[str, Any] | None:
 def _classify(raw: RawMessage, rules: EnvelopeRules, now: datetime, parts: _Parts) -> Verdict:
     headers = raw.headers if raw.headers is not None else {}
     if not isinstance(headers, Mapping):
+        parts.args, parts.kwargs = arguments_in_body(raw.body, rules)
         raise _Refusal(Problem.HEADER, f"headers: a {_kind(headers)}, not a table")
     parts.task_id = _short_text(headers.get("id"))
     parts.task = _short_text(headers.get("task"))
