@@ -213,7 +213,9 @@ def replay(
     """
     settings = resolved_settings(quiet=True)
     operator = by or getpass.getuser()
-    with _store() as store, Publisher(settings, engine=store.engine) as publisher:
+    # The publisher records the command as queued on its own connection while the
+    # quarantine row stays locked on the store's.
+    with _store() as store, Publisher(settings) as publisher:
         replayed = _attempt(lambda: store.replay(message_id, publisher, operator, key))
         new_key = replayed.command.key
         console.print(
