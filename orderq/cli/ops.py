@@ -28,12 +28,20 @@ def migrate_or_fail(database_url: str, wait: float = 0) -> str:
 def run_celery(arguments: list[str]) -> None:
     """Run a Celery command (worker, beat) of orderq's app; exit with its status.
 
-    `app.start`, not `app.worker_main`: worker_main drops the exit status, so a worker
-    that stopped on an error exited 0 and looked like a clean stop to its supervisor.
+    Celery's `app.start`/`app.worker_main` drop the status click returns, so a worker
+    that stopped on an error exited 0 and looked like a clean stop to its supervisor;
+    this runs Celery's command line the way `app.start` does and keeps the status.
     """
+    from celery.bin.celery import celery as celery_command
+
     from worker.entrypoints.celery_app import app
 
-    code = app.start(arguments)
+    app_option = next(p for p in celery_command.params if p.name == "app")  # as app.start
+    app_option.default = app
+    try:
+        code = celery_command.main(args=arguments, standalone_mode=False)
+    finally:
+        app_option.default = None
     if code:
         raise typer.Exit(code)
 

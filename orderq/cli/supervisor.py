@@ -163,14 +163,15 @@ class Supervisor:
     def _relay(self, child: Child, process: subprocess.Popen[bytes], colour: str) -> None:
         assert process.stdout is not None
         prefix = f"[{colour}]{child.name.ljust(self._width)} |[/] "
-        for raw in process.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            child.output.append(line)
-            del child.output[:-200]
-            if child.ready_text in line:
-                child.ready.set()
-            if not child.quiet:
-                console.print(prefix + escape(line), highlight=False, soft_wrap=True)
+        with process.stdout:  # closed at the end: a restarted child gets a new pipe
+            for raw in process.stdout:
+                line = raw.decode(errors="replace").rstrip()
+                child.output.append(line)
+                del child.output[:-200]
+                if child.ready_text in line:
+                    child.ready.set()
+                if not child.quiet:
+                    console.print(prefix + escape(line), highlight=False, soft_wrap=True)
 
     def wait_ready(self, timeout: float, extra: Callable[[], bool] = lambda: True) -> Child | None:
         """Wait until every child logged its ready line and `extra()` holds; return a
