@@ -349,8 +349,16 @@ def _decode(body: Any, rules: EnvelopeRules) -> Any:
         raise _Refusal(Problem.TOO_DEEP, "body: nested too deeply to read") from None
     except ValueError as error:  # JSONDecodeError, NaN/Infinity, integers too long
         raise _Refusal(Problem.JSON, f"body: not valid JSON ({error})") from None
-    _walk(value, rules.max_depth)
+    if _needs_walk(text, rules.max_depth):
+        _walk(value, rules.max_depth)
     return value
+
+
+def _needs_walk(text: str, max_depth: int) -> bool:
+    """False when the JSON text alone shows the walk would find nothing (most commands):
+    fewer brackets than the depth limit, no escape that could hide half a surrogate pair
+    (strict UTF-8 decoding already refused raw ones), no kombu type marker."""
+    return text.count("[") + text.count("{") >= max_depth or "\\u" in text or "__type__" in text
 
 
 def _refuse_constant(name: str) -> Any:
@@ -358,33 +366,41 @@ def _refuse_constant(name: str) -> Any:
 
 
 def _walk(value: Any, max_depth: int) -> None:
-    """Depth, text and kombu's typed values, checked without recursion."""
-    stack: list[tuple[Any, str, int]] = [(value, "body", 0)]
+    """Depth, text and kombu's typed values, checked without recursion. The path of an
+    item is kept as a link to its parent's and spelled out only for a refusal."""
+    stack: list[tuple[Any, int, Any]] = [(value, 0, None)]
     while stack:
-        item, path, depth = stack.pop()
+        item, depth, link = stack.pop()
         if isinstance(item, str):
             if not _is_text(item):
-                raise _Refusal(Problem.TEXT, f"{path}: {UNPAIRED_SURROGATE}")
+                raise _Refusal(Problem.TEXT, f"{_path(link)}: {UNPAIRED_SURROGATE}")
             continue
-        if isinstance(item, dict | list):
-            if depth >= max_depth:
-                raise _Refusal(
-                    Problem.TOO_DEEP, f"{path}: nested more than {max_depth} levels deep"
-                )
-            if isinstance(item, dict):
-                if item.keys() == {"__type__", "__value__"}:
-                    # kombu's JSON decoder would turn this into a Python object in the pool
-                    raise _Refusal(
-                        Problem.JSON, f"{path}: a kombu-typed value ({_clip(item['__type__'])})"
-                    )
-                for name, child in item.items():
-                    if not _is_text(name):
-                        raise _Refusal(Problem.TEXT, f"{path}: a field name {UNPAIRED_SURROGATE}")
-                    stack.append((child, f"{path}.{_clip(name, 40)}", depth + 1))
-            else:
-                stack.extend(
-                    (child, f"{path}.{index}", depth + 1) for index, child in enumerate(item)
-                )
+        if not isinstance(item, dict | list):
+            continue
+        if depth >= max_depth:
+            raise _Refusal(
+                Problem.TOO_DEEP, f"{_path(link)}: nested more than {max_depth} levels deep"
+            )
+        if isinstance(item, list):
+            stack.extend((child, depth + 1, (link, index)) for index, child in enumerate(item))
+            continue
+        if item.keys() == {"__type__", "__value__"}:
+            # kombu's JSON decoder would turn this into a Python object in the pool
+            raise _Refusal(
+                Problem.JSON, f"{_path(link)}: a kombu-typed value ({_clip(item['__type__'])})"
+            )
+        for name, child in item.items():
+            if not _is_text(name):
+                raise _Refusal(Problem.TEXT, f"{_path(link)}: a field name {UNPAIRED_SURROGATE}")
+            stack.append((child, depth + 1, (link, name)))
+
+
+def _path(link: Any) -> str:
+    names: list[str] = []
+    while link is not None:
+        link, name = link
+        names.append(_clip(name, 40) if isinstance(name, str) else str(name))
+    return ".".join(["body", *reversed(names)])
 
 
 def arguments_in_body(body: Any, rules: EnvelopeRules) -> tuple[Any, Any]:
