@@ -76,12 +76,16 @@ class WorkerSettings(ProducerSettings):
     schedule_index_health_seconds: int = Field(default=86_400, ge=0)
     schedule_statement_snapshot_seconds: int = Field(default=3600, ge=0)
     schedule_republish_stuck_seconds: int = Field(default=120, ge=0)
+    schedule_purge_quarantine_seconds: int = Field(default=3600, ge=0)
     # placed orders still unpaid after this long are cancelled (payment window)
     unpaid_order_expiry_seconds: PositiveInt = 24 * 3600
     # Ledger rows older than this are deleted. A duplicate arriving later is still caught
     # by the business unique keys (orders.idempotency_key); keep it well above the
     # longest time a redelivery, producer retry or operator replay can take.
     ledger_retention_days: PositiveFloat = 30.0
+    # quarantined messages last seen longer ago than this are deleted (their keys keep
+    # the rejection the quarantine stored)
+    quarantine_retention_days: PositiveFloat = 30.0
     # accepted commands with no outcome after this long are sent again
     stuck_command_after_seconds: PositiveInt = 900
     republish_max_times: PositiveInt = 3

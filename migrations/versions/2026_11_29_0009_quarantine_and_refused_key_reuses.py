@@ -126,6 +126,12 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index(
+        "ix_quarantined_messages_last_seen_at",
+        "quarantined_messages",
+        ["last_seen_at"],
+        unique=False,
+    )
+    op.create_index(
         "ix_quarantined_messages_idempotency_key",
         "quarantined_messages",
         ["idempotency_key"],
@@ -140,6 +146,7 @@ def downgrade() -> None:
         table_name="quarantined_messages",
         postgresql_where=sa.text("idempotency_key IS NOT NULL"),
     )
+    op.drop_index("ix_quarantined_messages_last_seen_at", table_name="quarantined_messages")
     op.drop_index("ix_quarantined_messages_state_last_seen_at", table_name="quarantined_messages")
     op.drop_table("quarantined_messages")
     op.drop_table("command_key_reuses")

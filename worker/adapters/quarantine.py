@@ -288,6 +288,18 @@ _REPLAYED = f"""
     WHERE id = %s
 """
 _COUNT = "SELECT state, count(*) FROM quarantined_messages GROUP BY state"
+# Served by ix_quarantined_messages_last_seen_at; SKIP LOCKED leaves a row an operator is
+# replaying or discarding for a later batch.
+_PURGE_BATCH = """
+    WITH doomed AS (
+        SELECT id FROM quarantined_messages
+        WHERE last_seen_at < now() - make_interval(secs => %(retention)s)
+        ORDER BY last_seen_at
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM quarantined_messages q USING doomed d WHERE q.id = d.id
+"""
 
 
 class QuarantineLog:
@@ -351,9 +363,16 @@ class QuarantineLog:
         """Rows per state."""
         return dict(self.connection.execute(_COUNT).fetchall())  # type: ignore[arg-type]
 
+    def purge_batch(self, retention_seconds: float, limit: int) -> int:
+        """Delete up to `limit` rows last seen before the retention window; how many."""
+        cursor = self.connection.execute(
+            _PURGE_BATCH, {"retention": retention_seconds, "limit": limit}
+        )
+        return cursor.rowcount
+
 
 class QuarantineStore:
-    """The worker's side: store a record in its own committed statement."""
+    """The worker's side: each call one statement that commits on its own."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -361,6 +380,10 @@ class QuarantineStore:
     def record(self, record: QuarantineRecord) -> StoredQuarantine:
         with autocommit(self.engine) as connection:
             return QuarantineLog(connection).record(record)
+
+    def purge_batch(self, retention_seconds: float, limit: int) -> int:
+        with autocommit(self.engine) as connection:
+            return QuarantineLog(connection).purge_batch(retention_seconds, limit)
 
 
 # -- making anything storable -------------------------------------------------------------

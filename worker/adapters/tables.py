@@ -228,6 +228,8 @@ quarantined_messages = Table(
         text("last_seen_at DESC"),
         text("id DESC"),
     ),
+    # serves: the purge_quarantine job (rows last seen before the retention window)
+    Index("ix_quarantined_messages_last_seen_at", "last_seen_at"),
     # serves: `orderq quarantine list --key` (what happened to a key's messages)
     Index(
         "ix_quarantined_messages_idempotency_key",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from worker.service.maintenance import ledger, republish, statistics
+from worker.service.maintenance import ledger, quarantine, republish, statistics
 from worker.service.maintenance.loans import LOAN_SWEEPS
 from worker.service.maintenance.orders import EXPIRE_UNPAID_ORDERS
 from worker.service.maintenance.report import RunReport
@@ -66,6 +66,12 @@ JOBS: tuple[Job, ...] = (
         "schedule_purge_ledger_seconds",
         lambda ctx: ledger.purge_ledger(ctx.settings, ctx.engine),
         "delete ledger rows older than the retention window",
+    ),
+    Job(
+        quarantine.TASK,
+        "schedule_purge_quarantine_seconds",
+        lambda ctx: quarantine.purge_quarantine(ctx.settings, ctx.engine),
+        "delete quarantined messages older than the retention window",
     ),
     Job(
         republish.TASK,
