@@ -32,10 +32,10 @@ from worker.adapters.envelope import (
 )
 from worker.adapters.quarantine import QuarantineRecord
 from worker.adapters.task_message import accepted_message, quarantine_message
-from worker.entrypoints import tasks as _tasks  # noqa: F401  (registers the tasks)
 from worker.entrypoints.celery_app import app
 from worker.entrypoints.consumer import QUARANTINE_TASK
 
+app.loader.import_default_modules()  # every task a worker registers, as it starts
 RULES = EnvelopeRules.from_settings(app.settings, app.tasks.keys())
 UPSERT = "orderq.orders.upsert_product"
 BODY_LIMIT = 64 * 1024
@@ -143,6 +143,17 @@ def test_an_expired_message_is_answered_as_expired():
 
     assert isinstance(verdict, Quarantined)
     assert (verdict.problem, verdict.rejection, verdict.key) == (Problem.EXPIRED, "expired", "K-1")
+
+
+def test_an_expired_maintenance_job_is_left_to_celery_to_skip():
+    verdict = verdict_of(
+        headers(task="orderq.maintenance.purge_ledger", expires="2001-01-01T00:00:00+00:00"),
+        body(),
+    )
+
+    assert isinstance(verdict, Accepted)
+    assert verdict.headers["expires"] == "2001-01-01T00:00:00+00:00"
+    assert celery_request(verdict).expires is not None
 
 
 def test_an_eta_beyond_the_bound_is_refused_and_one_within_it_accepted():

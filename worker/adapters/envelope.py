@@ -287,10 +287,16 @@ def _classify(raw: RawMessage, rules: EnvelopeRules, now: datetime, parts: _Part
     clean["retries"] = _retries(fields.get("retries"), rules)
     clean["timelimit"] = _time_limits(fields.get("timelimit"), rules)
     clean["eta"] = _eta(fields.get("eta"), rules, now)
-    _check_expiry(fields.get("expires"), now)
-    # Expiry was decided just now: a message let in runs, instead of being revoked by
-    # Celery later while it waits in the pool and acknowledged without an outcome.
-    clean["expires"] = None
+    if task in COMMANDS_BY_TASK:
+        _check_expiry(fields.get("expires"), now)
+        # Expiry was decided just now: a command let in runs, instead of being revoked
+        # by Celery later while it waits for a pool process, without an outcome.
+        clean["expires"] = None
+    else:
+        # Other tasks (maintenance jobs sent by beat) keep Celery's meaning: an expired
+        # run is skipped, the next one comes.
+        expires = _timestamp("expires", fields.get("expires"))
+        clean["expires"] = expires.isoformat() if expires is not None else None
     for name, limit in PASSED_STRINGS.items():
         value = fields.get(name)
         if isinstance(value, str) and len(value) <= limit and _is_text(value):
