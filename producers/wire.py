@@ -80,14 +80,19 @@ UNPAIRED_SURROGATE = (
 )
 
 
-def _has_surrogate(text: str) -> bool:
+def is_text(text: str) -> bool:
+    """True unless `text` holds half of a surrogate pair (it then has no UTF-8 form)."""
     if text.isascii():
-        return False
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return True
-    return False
+        return False
+    return True
+
+
+def _has_surrogate(text: str) -> bool:
+    return not is_text(text)
 
 
 def _path_to(value: Any, bad: Callable[[str], bool], path: str = "") -> str | None:

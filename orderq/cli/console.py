@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -12,6 +13,8 @@ from orderq.servers import resolve_servers
 from orderq.settings import Settings
 from producers.database import describe_url
 from producers.errors import ConfigurationError
+
+T = TypeVar("T")
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -81,3 +84,18 @@ def resolved_settings(settings: Settings | None = None, *, quiet: bool = False) 
             highlight=False,
         )
     return resolved
+
+
+def attempt(action: Callable[[], T], refused: type[Exception], unsent: str) -> T:
+    """`action()`, its errors as one line: `refused` (the operation does not apply) exits
+    2; a publish error (`unsent` says what that leaves behind) or a database error, 1."""
+    from producers.errors import PublishError
+
+    try:
+        return action()
+    except refused as error:
+        fail(str(error))
+    except PublishError as error:
+        fail(f"{error} — {unsent}", code=1)
+    except Exception as error:  # the database is unreachable or refused the statement
+        fail(f"{error.__class__.__name__}: {' '.join(str(error).split())}", code=1)

@@ -13,10 +13,10 @@ import typer
 from rich.table import Table
 
 from orderq.admin.dead_letters import DeadLetter, DeadLetterError, DeadLetters
-from orderq.cli.console import console, fail, settings_or_fail
+from orderq.cli.console import attempt, console, fail, settings_or_fail
 from producers.database import build_engine
 from producers.outcomes import wait_for
-from producers.publisher import Publisher, PublishError
+from producers.publisher import Publisher
 
 dead_letters_app = typer.Typer(
     help="Commands that ended failed: list, show, replay or discard them.",
@@ -45,14 +45,7 @@ def _store() -> Iterator[DeadLetters]:
 
 
 def _attempt(action: Callable[[], T]) -> T:
-    try:
-        return action()
-    except DeadLetterError as error:
-        fail(str(error))
-    except PublishError as error:
-        fail(f"{error} — the command is still failed", code=1)
-    except Exception as error:  # the database is unreachable or refused the statement
-        fail(f"{error.__class__.__name__}: {' '.join(str(error).split())}", code=1)
+    return attempt(action, DeadLetterError, "the command is still failed")
 
 
 def _short(text: str | None, width: int = 70) -> str:

@@ -20,10 +20,10 @@ from orderq.admin.quarantine import (
     decoded_body,
     safe_text,
 )
-from orderq.cli.console import console, fail, resolved_settings
+from orderq.cli.console import attempt, console, fail, resolved_settings
 from producers.database import build_engine
 from producers.outcomes import wait_for
-from producers.publisher import Publisher, PublishError
+from producers.publisher import Publisher
 from worker.adapters.envelope import Problem
 from worker.adapters.quarantine import QuarantinedMessage
 
@@ -59,14 +59,7 @@ def _store() -> Iterator[Quarantine]:
 
 
 def _attempt(action: Callable[[], T]) -> T:
-    try:
-        return action()
-    except QuarantineError as error:
-        fail(str(error))
-    except PublishError as error:
-        fail(f"{error} — the message stays quarantined", code=1)
-    except Exception as error:  # the database is unreachable or refused the statement
-        fail(f"{error.__class__.__name__}: {' '.join(str(error).split())}", code=1)
+    return attempt(action, QuarantineError, "the message stays quarantined")
 
 
 def _short(text: str | None, width: int = 60) -> Text:

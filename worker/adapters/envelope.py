@@ -33,7 +33,7 @@ from typing import Any
 from dateutil.parser import isoparse
 
 from producers.commands import COMMANDS_BY_TASK
-from producers.wire import UNPAIRED_SURROGATE, storable_key
+from producers.wire import UNPAIRED_SURROGATE, is_text, storable_key
 
 #: Set by the transport guards (worker/adapters/transport_guard.py) on a message whose
 #: broker envelope could not be read; the value says why.
@@ -299,7 +299,7 @@ def _classify(raw: RawMessage, rules: EnvelopeRules, now: datetime, parts: _Part
         clean["expires"] = expires.isoformat() if expires is not None else None
     for name, limit in PASSED_STRINGS.items():
         value = fields.get(name)
-        if isinstance(value, str) and len(value) <= limit and _is_text(value):
+        if isinstance(value, str) and len(value) <= limit and is_text(value):
             clean[name] = value
     _check_workflow(embed)
     clean.setdefault("root_id", task_id)
@@ -378,7 +378,7 @@ def _walk(value: Any, max_depth: int) -> None:
     while stack:
         item, depth, link = stack.pop()
         if isinstance(item, str):
-            if not _is_text(item):
+            if not is_text(item):
                 raise _Refusal(Problem.TEXT, f"{_path(link)}: {UNPAIRED_SURROGATE}")
             continue
         if not isinstance(item, dict | list):
@@ -396,7 +396,7 @@ def _walk(value: Any, max_depth: int) -> None:
                 Problem.JSON, f"{_path(link)}: a kombu-typed value ({_clip(item['__type__'])})"
             )
         for name, child in item.items():
-            if not _is_text(name):
+            if not is_text(name):
                 raise _Refusal(Problem.TEXT, f"{_path(link)}: a field name {UNPAIRED_SURROGATE}")
             stack.append((child, depth + 1, (link, name)))
 
@@ -507,7 +507,7 @@ def _task_name(value: Any, rules: EnvelopeRules) -> str:
 def _task_id(value: Any) -> str:
     if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
         raise _Refusal(Problem.HEADER, _wrong("id", value, f"a task id of 1-{MAX_ID_LENGTH}"))
-    if not _is_text(value) or not value.isprintable():
+    if not is_text(value) or not value.isprintable():
         raise _Refusal(Problem.HEADER, "headers.id: not printable text")
     return value
 
@@ -629,16 +629,6 @@ def _quarantined(parts: _Parts, problem: Problem, reason: str, rejection: str = 
         task_id=parts.task_id,
         rejection=rejection,
     )
-
-
-def _is_text(value: str) -> bool:
-    if value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _is_int(value: Any) -> bool:
