@@ -3,9 +3,11 @@ doubles and a bound, reporting each restart — with small throwaway child progr
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,40 +63,40 @@ def test_a_child_that_keeps_crashing_is_restarted_with_backoff_then_given_up_on(
     assert output.count("worker restarted (pid") == 3
 
 
-def test_a_restarted_child_runs_again_and_stop_ends_everything(tmp_path: Path):
-    runs = tmp_path / "runs"
-    supervisor = Supervisor([crashing_child(runs, crash_after=0.2)], policy=FAST)
+@contextlib.contextmanager
+def watched(supervisor: Supervisor) -> Iterator[threading.Thread]:
+    """The supervisor started and watching in a thread; stopped (like Ctrl-C) after."""
     supervisor.start()
     watcher = threading.Thread(target=supervisor.watch, daemon=True)
     try:
         assert supervisor.wait_ready(30) is None
         watcher.start()
-        eventually(lambda: runs.read_text() == "2", what="the crashed child started again")
+        yield watcher
     finally:
         supervisor.stopping.set()
-        watcher.join(10)
+        if watcher.is_alive():
+            watcher.join(10)
         supervisor.stop(timeout=5)
+
+
+def test_a_restarted_child_runs_again_and_stop_ends_everything(tmp_path: Path):
+    runs = tmp_path / "runs"
+    supervisor = Supervisor([crashing_child(runs, crash_after=0.2)], policy=FAST)
+
+    with watched(supervisor) as watcher:
+        eventually(lambda: runs.read_text() == "2", what="the crashed child started again")
 
     assert not watcher.is_alive()
     assert not supervisor.children[0].running()
 
 
 def test_a_child_that_ran_long_enough_starts_over_at_the_first_delay(tmp_path: Path, capsys):
-    policy = RestartPolicy(
-        max_restarts=5, window=60, first_delay=0.2, max_delay=5, stable_after=0.1
-    )
+    policy = RestartPolicy(max_restarts=5, first_delay=0.2, max_delay=5, stable_after=0.1)
     runs = tmp_path / "runs"
     supervisor = Supervisor([crashing_child(runs, crash_after=0.3)], policy=policy)
-    supervisor.start()
-    watcher = threading.Thread(target=supervisor.watch, daemon=True)
-    try:
-        assert supervisor.wait_ready(30) is None
-        watcher.start()
+
+    with watched(supervisor):
         eventually(lambda: runs.read_text() == "3", what="two restarts")
-    finally:
-        supervisor.stopping.set()
-        watcher.join(10)
-        supervisor.stop(timeout=5)
 
     output = capsys.readouterr().out
     assert "restarting it in 0.2 s (restart 2 of" in output  # not 0.4: it had run 0.3 s
