@@ -99,3 +99,13 @@ def attempt(action: Callable[[], T], refused: type[Exception], unsent: str) -> T
         fail(f"{error} — {unsent}", code=1)
     except Exception as error:  # the database is unreachable or refused the statement
         fail(f"{error.__class__.__name__}: {' '.join(str(error).split())}", code=1)
+
+
+def operator_for(reason: str | None, by: str | None) -> str:
+    """Who an audited operator action is recorded as (default: the user name); exits 2 if
+    the action needs a reason and was given an empty one."""
+    import getpass
+
+    if reason is not None and not reason.strip():
+        fail("--reason must not be empty: it is kept for audit")
+    return by or getpass.getuser()

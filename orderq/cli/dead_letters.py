@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,7 +12,7 @@ import typer
 from rich.table import Table
 
 from orderq.admin.dead_letters import DeadLetter, DeadLetterError, DeadLetters
-from orderq.cli.console import attempt, console, fail, settings_or_fail
+from orderq.cli.console import attempt, console, operator_for, settings_or_fail
 from producers.database import build_engine
 from producers.outcomes import wait_for
 from producers.publisher import Publisher
@@ -138,9 +137,7 @@ def discard(
     ] = None,
 ) -> None:
     """Give up on failed command KEY for good; the reason is kept for audit."""
-    if not reason.strip():
-        fail("--reason must not be empty: it is kept for audit")
-    operator = by or getpass.getuser()
+    operator = operator_for(reason, by)
     with _store() as store:
         letter = _attempt(lambda: store.discard(key, reason, operator))
     console.print(

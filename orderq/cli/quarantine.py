@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from orderq.admin.quarantine import (
     decoded_body,
     safe_text,
 )
-from orderq.cli.console import attempt, console, fail, resolved_settings
+from orderq.cli.console import attempt, console, operator_for, resolved_settings
 from producers.database import build_engine
 from producers.outcomes import wait_for
 from producers.publisher import Publisher
@@ -174,9 +173,7 @@ def discard(
     ] = None,
 ) -> None:
     """Give up on a quarantined message for good; the reason is kept for audit."""
-    if not reason.strip():
-        fail("--reason must not be empty: it is kept for audit")
-    operator = by or getpass.getuser()
+    operator = operator_for(reason, by)
     with _store() as store:
         message = _attempt(lambda: store.discard(message_id, reason, operator))
     console.print(
@@ -205,7 +202,7 @@ def replay(
     message was quarantined, so give a new one with --key.
     """
     settings = resolved_settings(quiet=True)
-    operator = by or getpass.getuser()
+    operator = operator_for(None, by)
     # The publisher records the command as queued on its own connection while the
     # quarantine row stays locked on the store's.
     with _store() as store, Publisher(settings) as publisher:
