@@ -401,6 +401,11 @@ CASES = [
         Quarantine("shape", "body.args"),
     ),
     Case(
+        "the command as the whole body",
+        kombu(lambda key: json.dumps(upsert(key)).encode()),
+        Quarantine("shape", "a JSON object"),
+    ),
+    Case(
         "keyword arguments that are not an object",
         kombu(lambda key: json.dumps([[upsert(key)], [1], {}]).encode()),
         Quarantine("shape", "body.kwargs"),

@@ -173,7 +173,8 @@ def messages(draw: st.DrawFn, skus: list[str]) -> Sent:
     headers = draw(headers_for(task, marker))
     shape = draw(
         st.sampled_from(
-            ["proto2"] * 6 + ["kwargs", "proto1", "pair", "args-object", "raw", "deep", "nan"]
+            ["proto2"] * 6
+            + ["kwargs", "proto1", "pair", "args-object", "bare", "raw", "deep", "nan"]
         )
     )
     key: str | None = marker
@@ -190,6 +191,8 @@ def messages(draw: st.DrawFn, skus: list[str]) -> Sent:
         body = json.dumps([[command], {}])
     elif shape == "args-object":
         body = json.dumps([command, {}, embed])
+    elif shape == "bare":  # the command as the whole body
+        body = json.dumps(command)
     elif shape == "raw":
         junk = draw(st.binary(max_size=40))
         body_bytes = junk + marker.encode() + junk

@@ -258,7 +258,8 @@ def _classify(raw: RawMessage, rules: EnvelopeRules, now: datetime, parts: _Part
         parts.args, parts.kwargs = arguments_in_body(raw.body, rules)
         raise
     if "task" in headers:
-        if isinstance(body, Mapping):  # Celery's hybrid: protocol-2 headers, protocol-1 body
+        if isinstance(body, Mapping) and "args" in body:
+            # Celery's hybrid: protocol-2 headers, protocol-1 body
             fields = {**body, **headers}
             args, kwargs, embed = _protocol1_body(body, parts)
             parts.changed = True
@@ -269,8 +270,10 @@ def _classify(raw: RawMessage, rules: EnvelopeRules, now: datetime, parts: _Part
         if isinstance(body, list):  # a protocol-2 body without its headers
             parts.args = body[0] if body else None
             parts.kwargs = body[1] if len(body) > 1 else None
-        elif isinstance(body, Mapping):
+        elif isinstance(body, Mapping) and "args" in body:
             parts.args, parts.kwargs = body.get("args"), body.get("kwargs")
+        elif isinstance(body, Mapping):  # perhaps the command itself
+            parts.kwargs = body
         if not isinstance(body, Mapping) or "task" not in body:
             raise _Refusal(
                 Problem.HEADER,
@@ -425,7 +428,9 @@ def arguments_in_body(body: Any, rules: EnvelopeRules) -> tuple[Any, Any]:
                 return value[0], value[1] if len(value) > 1 else None
             if isinstance(value, dict) and "args" in value:
                 return value.get("args"), value.get("kwargs")
-            if not isinstance(value, dict) or not isinstance(value.get("body"), str):
+            if isinstance(value, dict) and not isinstance(value.get("body"), str):
+                return None, value  # perhaps the command itself
+            if not isinstance(value, dict):
                 return None, None
             body = _inner_body(value["body"])
     except Exception:  # not UTF-8, not JSON, not base64, too deep: nothing plainly there
