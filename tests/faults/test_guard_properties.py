@@ -34,7 +34,12 @@ from tests.support.eventually import eventually
 from tests.support.ids import unique
 from tests.support.invariants import Scope, check_invariants, outcome_of_keys
 from tests.support.outcomes import ledger_rows
-from tests.support.raw_messages import delivery_count, push_redis, quarantined
+from tests.support.raw_messages import (
+    clean_redis_queue,
+    delivery_count,
+    push_redis,
+    quarantined,
+)
 from tests.support.rig import FaultRig
 
 pytestmark = pytest.mark.faults
@@ -84,6 +89,7 @@ def run(migrated_database: str, settings, engine) -> Iterator[Run]:
     stage = Run(runner)
     yield stage
     stage.rig.close()
+    clean_redis_queue(stage.rig.broker_url, stage.rig.queue)  # kombu's bindings too
 
 
 @settings(
