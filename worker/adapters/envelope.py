@@ -302,7 +302,9 @@ def _classify(raw: RawMessage, rules: EnvelopeRules, now: datetime, parts: _Part
         clean["expires"] = expires.isoformat() if expires is not None else None
     for name, limit in PASSED_STRINGS.items():
         value = fields.get(name)
-        if isinstance(value, str) and len(value) <= limit and is_text(value):
+        # printable: Celery logs some of them, and a sender's newlines or escape codes
+        # must not forge log lines
+        if isinstance(value, str) and len(value) <= limit and value.isprintable():
             clean[name] = value
     _check_workflow(embed)
     clean.setdefault("root_id", task_id)
