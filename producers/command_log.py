@@ -8,7 +8,9 @@ vocabulary is defined once:
 - `command_ledger`, one row per key that reached an outcome: `LedgerStatus`
   (`processing` exists only inside the transaction that claimed the key);
 - `command_deliveries`, one row per key published or delivered: `DeliveryState`,
-  its attempts (counted in their own committed statement), dead letters and replays.
+  its attempts (counted in their own committed statement), dead letters and replays;
+- `command_key_reuses`, one row per key that a later delivery tried to reuse with a
+  different payload: the refusal producers see next to the key's outcome.
 
 The caller decides the transaction: `producers.database.transaction(engine)` or
 `autocommit(engine)` for a pooled connection, or the unit of work's own connection.
@@ -124,6 +126,18 @@ class DeliveryRecord:
 
 
 @dataclass(frozen=True)
+class KeyReuse:
+    """Deliveries refused because they reused a key with another payload (the last one's
+    command type and payload fingerprint)."""
+
+    command_type: str
+    fingerprint: str
+    refusals: int
+    first_refused_at: datetime
+    last_refused_at: datetime
+
+
+@dataclass(frozen=True)
 class KeyRecord:
     """Everything the log knows about one key: its outcome and its delivery row."""
 
@@ -135,6 +149,8 @@ class KeyRecord:
     #: the delivery row's command type and payload fingerprint (`lookup_many` only)
     command_type: str | None = None
     fingerprint: str | None = None
+    #: refused later deliveries of the key with another payload (`lookup` only)
+    reuse: KeyReuse | None = None
 
 
 @dataclass(frozen=True)
@@ -223,11 +239,22 @@ _FORGET_QUEUED = f"""
 """
 _LOOKUP = f"""
     SELECT l.command_type, l.fingerprint, l.status, l.result, l.reason,
-           coalesce(l.attempts, d.attempts), d.state, coalesce(d.discard_reason, d.last_error)
+           coalesce(l.attempts, d.attempts), d.state, coalesce(d.discard_reason, d.last_error),
+           r.command_type, r.fingerprint, r.refusals, r.first_refused_at, r.last_refused_at
     FROM (SELECT %(key)s::text AS idempotency_key) k
     LEFT JOIN command_ledger l
         ON l.idempotency_key = k.idempotency_key AND l.status IN ({_DECIDED})
     LEFT JOIN command_deliveries d ON d.idempotency_key = k.idempotency_key
+    LEFT JOIN command_key_reuses r ON r.idempotency_key = k.idempotency_key
+"""
+_RECORD_KEY_REUSE = """
+    INSERT INTO command_key_reuses AS r (idempotency_key, command_type, fingerprint)
+    VALUES (%s, %s, %s)
+    ON CONFLICT (idempotency_key) DO UPDATE SET
+        command_type = excluded.command_type,
+        fingerprint = excluded.fingerprint,
+        refusals = r.refusals + 1,
+        last_refused_at = now()
 """
 
 # The HTTP intake: record the key as accepted and not yet published, unless the ledger
@@ -364,6 +391,9 @@ _PURGE_BATCH = f"""
         DELETE FROM command_deliveries c USING gone g
         WHERE c.idempotency_key = g.idempotency_key AND c.state IN ({_PENDING})
         RETURNING 1
+    ), reuses AS (
+        DELETE FROM command_key_reuses r USING gone g
+        WHERE r.idempotency_key = g.idempotency_key
     )
     SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM cleared)
 """
@@ -489,15 +519,20 @@ class CommandLog:
         self.connection.execute(_FORGET_QUEUED, (key,))
 
     def lookup(self, key: str) -> KeyRecord:
-        """The key's outcome and delivery row, in one round trip."""
+        """The key's outcome, delivery row and refused reuses, in one round trip."""
         row = self._one(_LOOKUP, {"key": key})
-        command_type, fingerprint, status, result, reason, attempts, state, error = row
+        command_type, fingerprint, status, result, reason, attempts, state, error = row[:8]
         decided = (
             LedgerEntry(key, command_type, fingerprint, status, result, reason)
             if status is not None
             else None
         )
-        return KeyRecord(decided, attempts, state, error)
+        reuse = KeyReuse(*row[8:]) if row[8] is not None else None
+        return KeyRecord(decided, attempts, state, error, reuse=reuse)
+
+    def record_key_reuse(self, key: str, command_type: str, fingerprint: str) -> None:
+        """Remember that a delivery reusing `key` with another payload was refused."""
+        self.connection.execute(_RECORD_KEY_REUSE, (key, command_type, fingerprint))
 
     def lookup_many(self, keys: Sequence[str]) -> dict[str, KeyRecord]:
         """`lookup` for many keys in one round trip (with the delivery row's type and

@@ -49,6 +49,24 @@ class WorkerSettings(ProducerSettings):
     # every spelling of a number finds it (worker/domain/contacts.py). Unset: national
     # numbers keep their own digits, and searches try both forms of an international one.
     phone_region: str | None = Field(default=None, pattern=r"^[A-Za-z]{2}$")
+    # -- the raw-message guard (worker/adapters/envelope.py, docs/reliability.md) ---------
+    # A message may ask to run later (Celery's eta/countdown), but not beyond this: a
+    # message held unacknowledged for longer would outlive the broker's redelivery
+    # window (Redis visibility timeout, RabbitMQ consumer timeout). Retries need up to
+    # retry_backoff_max_seconds. Unset: 300 s, or less if the visibility timeout is short
+    # (see `message_delay_limit`).
+    max_message_delay_seconds: PositiveFloat | None = None
+    # A message may shorten its time limits, but not below this floor: a limit shorter
+    # than the attempt bookkeeping would kill the pool process before the attempt is
+    # counted, on every delivery, forever. Unset: 5 s (at most half the soft limit).
+    min_message_time_limit_seconds: PositiveFloat | None = None
+    # JSON nested deeper than this is refused before any code walks it (commands nest 4).
+    max_message_depth: PositiveInt = 32
+    # How much of a quarantined message's body is kept in PostgreSQL.
+    quarantine_body_bytes: PositiveInt = 64 * 1024
+    # After an unrecoverable error the worker shuts down warm; if that hangs it is ended
+    # with its error status after this long, so a supervisor sees it and restarts it.
+    unrecoverable_exit_seconds: PositiveFloat = 30.0
 
     # -- library loans --------------------------------------------------------------------
     loan_period_days: PositiveInt = 21
@@ -70,12 +88,16 @@ class WorkerSettings(ProducerSettings):
     schedule_restore_drill_seconds: int = Field(default=86_400, ge=0)
     # beats forget the claims of runs older than this (schedule_claims)
     schedule_claim_retention_days: PositiveFloat = 7.0
+    schedule_purge_quarantine_seconds: int = Field(default=3600, ge=0)
     # placed orders still unpaid after this long are cancelled (payment window)
     unpaid_order_expiry_seconds: PositiveInt = 24 * 3600
     # Ledger rows older than this are deleted. A duplicate arriving later is still caught
     # by the business unique keys (orders.idempotency_key); keep it well above the
     # longest time a redelivery, producer retry or operator replay can take.
     ledger_retention_days: PositiveFloat = 30.0
+    # quarantined messages last seen longer ago than this are deleted (their keys keep
+    # the rejection the quarantine stored)
+    quarantine_retention_days: PositiveFloat = 30.0
     # accepted commands with no outcome after this long are sent again
     stuck_command_after_seconds: PositiveInt = 900
     # commands the HTTP intake accepted and never published (no API process left to
@@ -190,12 +212,49 @@ class WorkerSettings(ProducerSettings):
             raise ValueError(
                 "ORDERQ_TASK_SOFT_TIME_LIMIT_SECONDS must be below ORDERQ_TASK_TIME_LIMIT_SECONDS"
             )
+        delay = self.max_message_delay_seconds
+        if delay is not None and delay < self.retry_backoff_max_seconds:
+            raise ValueError(
+                f"ORDERQ_MAX_MESSAGE_DELAY_SECONDS ({delay:g}) must be at least "
+                f"ORDERQ_RETRY_BACKOFF_MAX_SECONDS ({self.retry_backoff_max_seconds:g}), or the "
+                "worker's own retries would be quarantined"
+            )
+        if delay is not None and self.redis_visibility_timeout_seconds <= (
+            delay + self.task_time_limit_seconds
+        ):
+            raise ValueError(
+                f"ORDERQ_REDIS_VISIBILITY_TIMEOUT_SECONDS ({self.redis_visibility_timeout_seconds})"
+                f" must exceed ORDERQ_MAX_MESSAGE_DELAY_SECONDS plus the task time limit "
+                f"({delay + self.task_time_limit_seconds:g}), or Redis hands a delayed command "
+                "to a second worker"
+            )
+        floor = self.min_message_time_limit_seconds
+        if floor is not None and floor >= self.task_soft_time_limit_seconds:
+            raise ValueError(
+                "ORDERQ_MIN_MESSAGE_TIME_LIMIT_SECONDS must be below "
+                "ORDERQ_TASK_SOFT_TIME_LIMIT_SECONDS"
+            )
         return self
 
     @property
     def restore_drill_time_limit_seconds(self) -> int:
         """The drill task's hard time limit: pg_restore's bound plus time to verify."""
         return self.restore_drill_timeout_seconds + 300
+
+    @property
+    def message_delay_limit(self) -> float:
+        """How far in the future a message may ask to run (eta/countdown), in seconds."""
+        if self.max_message_delay_seconds is not None:
+            return self.max_message_delay_seconds
+        window = self.redis_visibility_timeout_seconds - self.task_time_limit_seconds - 1
+        return max(self.retry_backoff_max_seconds, min(300.0, window))
+
+    @property
+    def message_time_limit_floor(self) -> float:
+        """The shortest time limit a message may ask for, in seconds."""
+        if self.min_message_time_limit_seconds is not None:
+            return self.min_message_time_limit_seconds
+        return min(5.0, self.task_soft_time_limit_seconds / 2)
 
     def loan_policy(self) -> LoanPolicy:
         """Loan period, renewal limit and hold window."""

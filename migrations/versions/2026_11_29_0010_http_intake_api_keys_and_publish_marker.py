@@ -1,7 +1,7 @@
 """HTTP intake: API keys per upstream client, and when each accepted command was published
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-29 12:00:00
 
 `command_deliveries.published_at` says when a command was handed to the broker. The
@@ -26,7 +26,7 @@ from alembic import op
 from orderq.migrations.concurrent_index import build_index_concurrently, drop_index_concurrently
 
 revision: str = "0010"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

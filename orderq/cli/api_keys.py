@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from orderq.cli.console import console, fail, resolved_settings
+from orderq.cli.values import whole_number
 from orderq.http.api_keys import (
     ApiKeyError,
     check_client_name,
@@ -85,7 +86,12 @@ def list_keys(
 
 
 @api_keys_app.command("revoke")
-def revoke(key_id: Annotated[int, typer.Argument(help="The key's id (see: list).", min=1)]) -> None:
+def revoke(
+    key_id: Annotated[
+        int,
+        typer.Argument(parser=whole_number(1), metavar="ID", help="The key's id (see: list)."),
+    ],
+) -> None:
     """Revoke a key: requests with its token get 401 from now on."""
     engine = _engine()
     try:

@@ -13,7 +13,8 @@ Exit codes, the same for every command (docs/cli.md):
 
 from __future__ import annotations
 
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -24,6 +25,8 @@ from orderq.servers import resolve_servers
 from orderq.settings import Settings
 from producers.database import describe_url, normalize_database_url
 from producers.errors import ConfigurationError
+
+T = TypeVar("T")
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -161,3 +164,29 @@ def resolved_settings(settings: Settings | None = None, *, quiet: bool = False) 
             highlight=False,
         )
     return resolved
+
+
+def attempt(action: Callable[[], T], refused: type[Exception], unsent: str) -> T:
+    """`action()`, its errors as one line, all exit 1 (the servers said no): `refused`
+    (no such key, or not in a state that allows it), a publish error (`unsent` says what
+    that leaves behind) or a database error."""
+    from producers.errors import PublishError
+
+    try:
+        return action()
+    except refused as error:
+        fail(str(error), code=FAILED)
+    except PublishError as error:
+        fail(f"{error} — {unsent}", code=FAILED)
+    except Exception as error:  # the database is unreachable or refused the statement
+        fail(describe_failure(error), code=FAILED)
+
+
+def operator_for(reason: str | None, by: str | None) -> str:
+    """Who an audited operator action is recorded as (default: the user name); exits 2 if
+    the action needs a reason and was given an empty one."""
+    import getpass
+
+    if reason is not None and not reason.strip():
+        fail("--reason must not be empty: it is kept for audit")
+    return by or getpass.getuser()

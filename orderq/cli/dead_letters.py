@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,11 +12,11 @@ import typer
 from rich.table import Table
 
 from orderq.admin.dead_letters import DeadLetter, DeadLetterError, DeadLetters
-from orderq.cli.console import FAILED, console, describe_failure, fail, settings_or_fail
+from orderq.cli.console import FAILED, attempt, console, operator_for, settings_or_fail
 from orderq.cli.values import parse_command_type, seconds, whole_number
 from producers.database import build_engine
 from producers.outcomes import wait_for
-from producers.publisher import Publisher, PublishError
+from producers.publisher import Publisher
 
 dead_letters_app = typer.Typer(
     help="Commands that ended failed: list, show, replay or discard them.",
@@ -46,14 +45,7 @@ def _store() -> Iterator[DeadLetters]:
 
 
 def _attempt(action: Callable[[], T]) -> T:
-    try:
-        return action()
-    except DeadLetterError as error:  # no such key, or not in a state that allows it
-        fail(str(error), code=FAILED)
-    except PublishError as error:
-        fail(f"{error} — the command is still failed", code=FAILED)
-    except Exception as error:  # the database is unreachable or refused the statement
-        fail(describe_failure(error), code=FAILED)
+    return attempt(action, DeadLetterError, "the command is still failed")
 
 
 def _short(text: str | None, width: int = 70) -> str:
@@ -161,9 +153,7 @@ def discard(
     ] = None,
 ) -> None:
     """Give up on failed command KEY for good; the reason is kept for audit."""
-    if not reason.strip():
-        fail("--reason must not be empty: it is kept for audit")
-    operator = by or getpass.getuser()
+    operator = operator_for(reason, by)
     with _store() as store:
         letter = _attempt(lambda: store.discard(key, reason, operator))
     console.print(

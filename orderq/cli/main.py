@@ -22,6 +22,7 @@ from orderq.cli.maintenance import maintenance_app
 from orderq.cli.metrics import metrics_app
 from orderq.cli.orders import orders_app
 from orderq.cli.publish import publish_app, publish_file
+from orderq.cli.quarantine import quarantine_app
 from orderq.cli.search import search_app
 from orderq.cli.seed import seed_command
 from orderq.cli.serve import serve
@@ -46,6 +47,7 @@ app.command("publish-file", rich_help_panel=PUBLISH)(publish_file)
 app.command("status", rich_help_panel=PUBLISH)(status)
 app.add_typer(orders_app, name="orders", rich_help_panel=PUBLISH)
 app.add_typer(dead_letters_app, name="dead-letters", rich_help_panel=PUBLISH)
+app.add_typer(quarantine_app, name="quarantine", rich_help_panel=LOOK)
 app.add_typer(search_app, name="search", rich_help_panel=READ)
 app.add_typer(list_app, name="list", rich_help_panel=READ)
 app.command("seed", rich_help_panel=READ)(seed_command)

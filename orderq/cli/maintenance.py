@@ -17,7 +17,7 @@ from orderq.cli.console import (
     resolved_settings,
     settings_or_fail,
 )
-from orderq.cli.ops import LogLevelOption
+from orderq.cli.ops import LogLevelOption, run_celery
 
 maintenance_app = typer.Typer(
     help="Scheduled maintenance (beat sends these to the maintenance queue).",
@@ -77,9 +77,7 @@ def maintenance_worker(
 ) -> None:
     """Serve the maintenance queue (one process: jobs are sequential by design)."""
     settings = resolved_settings()
-    from worker.entrypoints.celery_app import app
-
-    app.worker_main(
+    run_celery(
         [
             "worker",
             "--concurrency=1",

@@ -47,6 +47,27 @@ def migrate_or_fail(database_url: str, wait: float = 0) -> str:
     return revision
 
 
+def run_celery(arguments: list[str]) -> None:
+    """Run a Celery command (worker, beat) of orderq's app; exit with its status.
+
+    Celery's `app.start`/`app.worker_main` drop the status click returns, so a worker
+    that stopped on an error exited 0 and looked like a clean stop to its supervisor;
+    this runs Celery's command line the way `app.start` does and keeps the status.
+    """
+    from celery.bin.celery import celery as celery_command
+
+    from worker.entrypoints.celery_app import app
+
+    app_option = next(p for p in celery_command.params if p.name == "app")  # as app.start
+    app_option.default = app
+    try:
+        code = celery_command.main(args=arguments, standalone_mode=False)
+    finally:
+        app_option.default = None
+    if code:
+        raise typer.Exit(code)
+
+
 def migrate(
     wait: Annotated[
         float,
@@ -85,13 +106,15 @@ def worker(
         ),
     ] = "worker",
 ) -> None:
-    """Start a command worker (same as `celery -A worker.entrypoints.celery_app worker`)."""
+    """Start a command worker (same as `celery -A worker.entrypoints.celery_app worker`).
+
+    Exits with the worker's status: non-zero when it stopped on an error, so a
+    supervisor (`orderq up`, systemd, Kubernetes) restarts it.
+    """
     if not name or "@" in name or any(c.isspace() for c in name):
         fail(f"--name must be a plain name without '@' or spaces, got {name!r}")
     settings = resolved_settings()
-    from worker.entrypoints.celery_app import app
-
-    app.worker_main(
+    run_celery(
         [
             "worker",
             f"--concurrency={concurrency}",
@@ -117,9 +140,7 @@ def beat(
     """Start Celery beat, the maintenance scheduler (one per host is fine: each run is
     claimed in PostgreSQL before it is sent)."""
     resolved_settings()  # embedded servers, if any, into the environment
-    from worker.entrypoints.celery_app import app
-
     arguments = ["beat", f"--loglevel={loglevel}"]
     if schedule:
         arguments.append(f"--schedule={schedule}")
-    app.start(arguments)
+    run_celery(arguments)

@@ -27,7 +27,7 @@ from orderq.cli.console import (
     settings_or_fail,
 )
 from orderq.cli.ops import ConcurrencyOption, migrate_or_fail
-from orderq.cli.supervisor import Child, Supervisor
+from orderq.cli.supervisor import Child, RestartPolicy, Supervisor
 from orderq.cli.values import seconds, whole_number
 from orderq.embedded.processes import LockHeld, locked
 from orderq.settings import Settings
@@ -75,13 +75,12 @@ def _stop_leftovers(data_dir: Path) -> None:
 def _record_children(data_dir: Path, children: list[Child]) -> None:
     import psutil
 
-    state = {
-        "pid": os.getpid(),
-        "children": [
-            {"name": c.name, "pid": c.pid, "started": psutil.Process(c.pid).create_time()}
-            for c in children
-        ],
-    }
+    recorded = []
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):  # one waiting to be restarted
+            started = psutil.Process(child.pid).create_time()
+            recorded.append({"name": child.name, "pid": child.pid, "started": started})
+    state = {"pid": os.getpid(), "children": recorded}
     _state_file(data_dir).write_text(json.dumps(state))
 
 
@@ -199,12 +198,25 @@ def up(
             help="Seconds to wait for start-up.",
         ),
     ] = 120.0,
+    max_restarts: Annotated[
+        int,
+        typer.Option(
+            "--max-restarts",
+            parser=whole_number(0),
+            metavar="N",
+            help="Restarts of a crashed process within 10 minutes before giving up.",
+        ),
+    ] = 5,
 ) -> None:
     """Migrate, then run the workers, beat, Flower, the HTTP API and the metrics server in
     the foreground until Ctrl-C.
 
     With no DATABASE_URL/CELERY_BROKER_URL set, the embedded PostgreSQL and Redis are
     started first (and keep running afterwards: `orderq down` stops them).
+
+    A process that crashes once everything is up is restarted after 1 s, 2 s, 4 s … (at
+    most 30 s); one that crashes more than --max-restarts times in 10 minutes stops the
+    stack with an error.
     """
     settings = settings_or_fail()
     data_dir = settings.data_dir.expanduser().resolve()
@@ -243,8 +255,10 @@ def up(
                 auth,
                 {"api": api_port, "metrics": metrics_port},
                 env,
-            )
+            ),
+            policy=RestartPolicy(max_restarts=max_restarts),
         )
+        supervisor.on_spawn = lambda: _record_children(data_dir, supervisor.children)
         code = _run(
             supervisor,
             data_dir,
@@ -269,19 +283,22 @@ def _run(
     timeout: float,
     say_ready: Callable[[], None],
 ) -> int:
-    """Run the children until a signal (exit 0), a child exits or start-up times out (1)."""
+    """Run the children until a signal (exit 0), a child exits during start-up or keeps
+    crashing afterwards, or start-up times out (1)."""
     problem = None
     with supervisor.signals_stop():
         supervisor.start()
         try:
             _record_children(data_dir, supervisor.children)
             exited = supervisor.wait_ready(timeout, extra=listening)
-            if exited is None and not supervisor.stopping.is_set():
-                say_ready()
-                exited = supervisor.wait_for_stop_or_exit()
             if exited is not None:
                 assert exited.process is not None
                 problem = f"{exited.name} exited with code {exited.process.returncode}"
+            elif not supervisor.stopping.is_set():
+                say_ready()
+                given_up = supervisor.watch()
+                if given_up is not None:
+                    problem = given_up[1]
         except TimeoutError as error:
             problem = str(error)
         finally:

@@ -28,10 +28,18 @@ def _render(status: CommandStatus) -> None:
     table.add_row("key", status.key)
     table.add_row("status", f"[{STYLE[status.status]}]{status.status}[/]")
     for name, value in status.as_dict().items():
-        if name in ("key", "status") or value in (None, {}, ""):
+        if name in ("key", "status", "key_reuse") or value in (None, {}, ""):
             continue
         shown = json.dumps(value) if isinstance(value, dict | list) else str(value)
         table.add_row(name, shown)
+    reuse = status.key_reuse
+    if reuse is not None:
+        table.add_row(
+            "key reused",
+            f"[yellow]{reuse.refusals} later delivery(ies) with a different payload refused "
+            f"({reuse.reason}); last {reuse.last_refused_at:%Y-%m-%d %H:%M:%S %Z}, "
+            f"{reuse.command_type} with fingerprint {reuse.fingerprint}[/]",
+        )
     console.print(table)
 
 

@@ -12,20 +12,16 @@ from typing import Any
 
 import psycopg
 from kombu import Connection
-from psycopg import sql
 from sqlalchemy import Engine
 
 from producers.broker import broker_transport_options
 from producers.command_log import Backlog, CommandLog
 from producers.database import autocommit
 from producers.settings import ProducerSettings
+from worker.adapters.quarantine import QuarantineLog
 
-#: The quarantine of unreadable messages (issue 10) is built in parallel with this
-#: module: its table is looked up by name at every scrape and the gauge is left out
-#: while it does not exist. Point QUARANTINE_TABLE (and `quarantined_messages`) at the
-#: real table and its "waiting for an operator" condition when both are merged.
-QUARANTINE_TABLE = "quarantined_messages"
-#: counted up to this many rows: the alert only asks "is it empty?", and a flood of bad
+#: quarantined messages are counted up to this many rows: the alert only asks "is it
+#: empty?", and a flood of bad
 #: messages must not make every scrape read the whole table
 QUARANTINE_COUNT_CAP = 100_000
 
@@ -43,16 +39,9 @@ def database_figures(engine: Engine) -> DatabaseFigures:
         return DatabaseFigures(CommandLog(connection).backlog(), quarantined_messages(connection))
 
 
-def quarantined_messages(connection: psycopg.Connection[Any]) -> int | None:
-    """Messages in quarantine (capped), or None while the table does not exist."""
-    (exists,) = connection.execute("SELECT to_regclass(%s)", (QUARANTINE_TABLE,)).fetchone()
-    if exists is None:
-        return None
-    query = sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} LIMIT {}) q").format(
-        sql.Identifier(QUARANTINE_TABLE), sql.Literal(QUARANTINE_COUNT_CAP)
-    )
-    (count,) = connection.execute(query).fetchone()
-    return count
+def quarantined_messages(connection: psycopg.Connection[Any]) -> int:
+    """Messages waiting in quarantine for an operator (capped)."""
+    return QuarantineLog(connection).waiting(QUARANTINE_COUNT_CAP)
 
 
 class BrokerQueues:

@@ -15,6 +15,7 @@ from producers.commands import (
     UpsertProduct,
 )
 from producers.publisher import Publisher
+from tests.support.eventually import eventually
 from tests.support.ids import unique
 from tests.support.outcomes import (
     await_deliveries,
@@ -130,10 +131,16 @@ def test_reused_key_with_another_payload_leaves_the_original(worker, publisher, 
 
     publisher.publish(place(sku, qty=3, key=original.key))
 
-    # The delivery is counted by the statement that finds the key decided, and answered
-    # (refused: idempotency_key_reused) from that alone; nothing is stored for it.
+    # The refused delivery is counted by the statement that finds the key decided; the
+    # key keeps its outcome, and the lookup reports the refused reuse.
     await_deliveries(engine, original.key, 2)
-    assert await_outcome(engine, original.key) == first
+    outcome = eventually(
+        lambda: await_outcome(engine, original.key),
+        until=lambda status: status.key_reuse is not None,
+        what=f"the refused reuse of {original.key} in its lookup",
+    )
+    assert (outcome.status, outcome.result) == (first.status, first.result)
+    assert outcome.key_reuse.refusals == 1
     assert orders_with_key(engine, original.key) == 1
     assert stock_of(engine, sku) == (5, 1)
 

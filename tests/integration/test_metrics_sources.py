@@ -8,6 +8,7 @@ before/after difference.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from producers.command_log import CommandLog
 from producers.database import transaction
 from tests.support.ids import unique
 from tests.support.plans import index_names
+from worker.adapters.quarantine import QuarantineLog, QuarantineRecord
 
 FINGERPRINT = "f" * 64
 
@@ -100,17 +102,30 @@ def test_the_attempt_says_how_long_ago_the_command_was_accepted(connection):
     assert log.count_attempt(first_seen, "place_order", FINGERPRINT, {}).accepted_seconds_ago < 5
 
 
-def test_quarantine_is_left_out_until_its_table_exists(connection, monkeypatch):
-    monkeypatch.setattr(sources, "QUARANTINE_TABLE", unique("no_such_table").lower())
-    assert sources.quarantined_messages(connection) is None
+def test_quarantine_counts_the_messages_waiting_for_an_operator(connection, monkeypatch):
+    log = QuarantineLog(connection)
+    before = sources.quarantined_messages(connection)
+    kept = [log.record(_refused(unique("probe"))) for _ in range(2)]
+    assert sources.quarantined_messages(connection) == before + 2
 
-    table = unique("quarantine_probe").lower().replace("-", "_")
-    connection.execute(f"CREATE TEMP TABLE {table} (id int)")
-    connection.execute(f"INSERT INTO {table} SELECT generate_series(1, 3)")
-    monkeypatch.setattr(sources, "QUARANTINE_TABLE", table)
-    assert sources.quarantined_messages(connection) == 3
-    monkeypatch.setattr(sources, "QUARANTINE_COUNT_CAP", 2)
-    assert sources.quarantined_messages(connection) == 2
+    log.discard(kept[0].id, "looked at it", "test")
+    assert sources.quarantined_messages(connection) == before + 1
+    monkeypatch.setattr(sources, "QUARANTINE_COUNT_CAP", 1)
+    assert sources.quarantined_messages(connection) == 1
+
+
+def _refused(tag: str) -> QuarantineRecord:
+    return QuarantineRecord(
+        fingerprint=hashlib.sha256(tag.encode()).hexdigest(),
+        problem="content_type",
+        reason=f"{tag}: not JSON",
+        broker="redis",
+        queue="test",
+        headers={},
+        properties={},
+        body="",
+        body_size=0,
+    )
 
 
 def test_the_backlog_reads_the_partial_indexes_not_the_table(engine):

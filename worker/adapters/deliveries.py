@@ -37,6 +37,11 @@ class DeliveryLog:
         with autocommit(self.engine) as connection:
             CommandLog(connection).record_error(key, error)
 
+    def record_key_reuse(self, key: str, command_type: str, fingerprint: str) -> None:
+        """Remember a delivery refused for reusing `key` with another payload."""
+        with autocommit(self.engine) as connection:
+            CommandLog(connection).record_key_reuse(key, command_type, fingerprint)
+
     def mark_failed(self, key: str, error: str, payload: dict[str, Any], fingerprint: str) -> None:
         """Dead-letter `key` with the exact payload that failed and why."""
         with autocommit(self.engine) as connection:

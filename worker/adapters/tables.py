@@ -18,6 +18,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Sequence,
     Table,
@@ -29,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 
 from producers.command_log import DEAD, PENDING, DeliveryState, LedgerStatus, sql_values
+from worker.adapters.envelope import Problem
+from worker.adapters.quarantine import QuarantineState
 from worker.domain.loans import (
     OPEN_RESERVATION_STATUSES,
     CopyStatus,
@@ -189,6 +192,88 @@ api_keys = Table(
     CheckConstraint("length(token_sha256) = 64", name="token_sha256"),
     # serves: `orderq api-keys list --client NAME`
     Index("ix_api_keys_client", "client"),
+)
+
+# -- refused reuses of a key: visible to producers through the outcome lookup -------------
+
+command_key_reuses = Table(
+    "command_key_reuses",
+    metadata,
+    Column("idempotency_key", Text, primary_key=True),
+    # the last refused delivery: its command type and payload fingerprint
+    Column("command_type", Text, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("refusals", Integer, nullable=False, server_default=text("1")),
+    Column("first_refused_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_refused_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("length(fingerprint) = 64", name="fingerprint_sha256"),
+    CheckConstraint("refusals >= 1", name="refusals_positive"),
+)
+
+# -- the quarantine: broker messages the guard refused (worker/adapters/quarantine.py) ------
+
+quarantined_messages = Table(
+    "quarantined_messages",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    # the message as sent (what the broker changes on a redelivery left out): a
+    # redelivery counts on the same row
+    Column("fingerprint", Text, nullable=False, unique=True),
+    Column("state", Text, nullable=False, server_default=text(f"'{QuarantineState.QUARANTINED}'")),
+    Column("problem", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    # a usable key the message carried, and the rejection stored under it (if undecided)
+    Column("idempotency_key", Text),
+    Column("rejection", Text),
+    Column("task_name", Text),
+    Column("task_id", Text),
+    Column("broker", Text, nullable=False),
+    Column("queue", Text, nullable=False),
+    Column("content_type", Text),
+    Column("content_encoding", Text),
+    Column("headers", JSONB, nullable=False),
+    Column("properties", JSONB, nullable=False),
+    Column("body", LargeBinary, nullable=False),  # cut at quarantine_body_bytes
+    Column("body_size", Integer, nullable=False),  # the size as received
+    Column("deliveries", Integer, nullable=False, server_default=text("1")),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("discarded_at", DateTime(timezone=True)),
+    Column("discarded_by", Text),
+    Column("discard_reason", Text),
+    Column("replayed_at", DateTime(timezone=True)),
+    Column("replayed_by", Text),
+    Column("replayed_key", Text),
+    CheckConstraint(one_of("state", QuarantineState), name="state_allowed"),
+    CheckConstraint(one_of("problem", Problem), name="problem_allowed"),
+    CheckConstraint("deliveries >= 1", name="deliveries_positive"),
+    CheckConstraint("octet_length(body) <= body_size", name="body_within_size"),
+    CheckConstraint("(idempotency_key IS NULL) = (rejection IS NULL)", name="rejection_iff_key"),
+    CheckConstraint(
+        f"state <> '{QuarantineState.DISCARDED}' "
+        "OR (discarded_at IS NOT NULL AND discard_reason IS NOT NULL)",
+        name="discard_audited",
+    ),
+    CheckConstraint(
+        f"state <> '{QuarantineState.REPLAYED}' "
+        "OR (replayed_at IS NOT NULL AND replayed_key IS NOT NULL)",
+        name="replay_audited",
+    ),
+    # serves: `orderq quarantine list` (most recently seen first, per state)
+    Index(
+        "ix_quarantined_messages_state_last_seen_at",
+        "state",
+        text("last_seen_at DESC"),
+        text("id DESC"),
+    ),
+    # serves: the purge_quarantine job (rows last seen before the retention window)
+    Index("ix_quarantined_messages_last_seen_at", "last_seen_at"),
+    # serves: `orderq quarantine list --key` (what happened to a key's messages)
+    Index(
+        "ix_quarantined_messages_idempotency_key",
+        "idempotency_key",
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ),
 )
 
 # -- catalogue and stock ----------------------------------------------------------------

@@ -26,6 +26,12 @@ class InvalidCommandRejected(Rejected):
     reason = "invalid_command"
 
 
+class MessageExpired(Rejected):
+    """The message's `expires` time passed before a worker received it; it was not run."""
+
+    reason = "expired"
+
+
 class IdempotencyKeyReused(Rejected):
     """The key was already used for a command with a different payload."""
 

@@ -18,11 +18,13 @@ from celery.signals import (
     worker_process_init,
     worker_process_shutdown,
 )
+from kombu import Connection
 from kombu.utils.objects import cached_property
 
 from producers.broker import publish_retry_policy
 from producers.errors import ConfigurationError
 from worker.adapters import metrics, tracing
+from worker.adapters.transport_guard import guard_transport
 from worker.entrypoints.celery_config import celery_config
 from worker.entrypoints.log_format import configure_logging
 from worker.service.bootstrap import Services, bootstrap
@@ -54,6 +56,16 @@ class OrderqCelery(Celery):
         if self._services is None:
             self._services = bootstrap(self.settings, self.send_command)
         return self._services
+
+    def connection_for_read(self, url: str | None = None, **kwargs: Any) -> Connection:
+        """The consuming connection, on the guarded transport (transport_guard.py): what
+        the broker client cannot read is quarantined instead of killing the worker."""
+        return guard_transport(super().connection_for_read(url, **kwargs))
+
+    @cached_property
+    def Worker(self) -> type:
+        """`celery worker`'s worker: exits with an error status after an error."""
+        return self.subclass_with_self("worker.entrypoints.lifecycle:OrderqWorker")
 
     def send_command(self, task_name: str, key: str, message: dict[str, Any]) -> None:
         """Publish a stored command message to the command queue (with retries)."""

@@ -61,7 +61,9 @@ def celery_config(settings: WorkerSettings) -> dict[str, Any]:
         # Each run is claimed in PostgreSQL before it is sent: a beat may run on every
         # host, each run is still sent once. No state file (the claims table is it).
         "beat_scheduler": "worker.entrypoints.beat_scheduler:ClaimingScheduler",
-        # Unknown task names become `rejected: invalid_command` instead of being
-        # discarded (see worker/entrypoints/consumer.py).
+        # Every message goes through orderq's guard before Celery reads it: what Celery
+        # cannot run (bad headers, body, encoding, unknown or Celery-internal task
+        # names, ETAs and time limits out of bounds) is quarantined and its key answered
+        # instead of killing or wedging the worker (worker/entrypoints/consumer.py).
         "worker_consumer": "worker.entrypoints.consumer:CommandConsumer",
     }

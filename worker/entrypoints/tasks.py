@@ -9,8 +9,9 @@ from celery import Task
 from celery.exceptions import Reject
 
 from producers.commands import COMMAND_CLASSES
+from worker.adapters.quarantine import QuarantineRecord
 from worker.entrypoints.celery_app import app
-from worker.entrypoints.consumer import UNKNOWN_TASK
+from worker.entrypoints.consumer import QUARANTINE_TASK, UNKNOWN_TASK
 from worker.service.runner import CommandRunner, Result, RetryLater
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,17 @@ def _command_task(command_type: str, task_name: str) -> Task:
 
 @app.task(name=UNKNOWN_TASK, bind=True, max_retries=None)
 def unknown_task(self: Task, task_name: Any = None, args: Any = None, kwargs: Any = None) -> Any:
-    """Messages for task names no command uses, forwarded here by the consumer."""
+    """Messages for task names no command uses, forwarded here by workers before the
+    guard (consumer.py) quarantined them itself; kept for those still queued."""
     result = runner().reject_unknown_task(task_name, args, kwargs, self.request.retries)
     return _finish(self, result)
+
+
+@app.task(name=QUARANTINE_TASK, bind=True, max_retries=None)
+def quarantine(self: Task, record: Any = None) -> Any:
+    """A message the consumer's guard refused: keep it, answer the key it carries."""
+    stored = QuarantineRecord.from_dict(record)
+    return _finish(self, runner().quarantine(stored, self.request.retries))
 
 
 COMMAND_TASKS = {

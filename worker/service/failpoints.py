@@ -13,7 +13,10 @@ Off unless `ORDERQ_FAILPOINTS` is set. The value is a `;`-separated list of
 
 `*times` limits the action to the first N attempts of each key. Points: `after_claim`
 (ledger row claimed), `after_lock` (business rows locked), `before_commit` (all
-changes flushed, transaction still open).
+changes flushed, transaction still open); and `receive`, in the worker's main process
+as a message arrives, before the raw-message guard, matched on the message's task id
+(a bug below the guard: `receive=bug@crash-` makes the worker stop on an error).
+
 
 The handshake with a test: with `ORDERQ_FAILPOINT_DIR` set, every firing first leaves a
 record there, `<name>.hit` (JSON: point, action, key, attempt, pid), written before the

@@ -6,7 +6,10 @@ executes the command in one transaction and turns failures into the error
 taxonomy's answer:
 
 - invalid message          -> `rejected: invalid_command`, stored under its key
+- quarantined message      -> kept in the quarantine; its key (if it plainly has one)
+                              gets `rejected: invalid_command` (or `expired`)
 - duplicate (ledger key)   -> replay the outcome the other delivery committed
+- same key, other payload  -> `idempotency_key_reused`, remembered for the lookup
 - transient                -> retry later, up to `max_attempts` counted attempts
 - unknown                  -> retry later, up to `max_unknown_error_attempts`
 - attempts used up         -> `failed`, kept as a dead letter with its payload
@@ -37,8 +40,15 @@ from producers.commands import (
 )
 from producers.wire import check_message, key_of, printable, storable_key
 from worker.adapters.deliveries import DeliveryLog
+from worker.adapters.envelope import EXPIRED, carried_command
 from worker.adapters.errors import ErrorKind, classify, describe
-from worker.domain.errors import InvalidCommandRejected
+from worker.adapters.quarantine import QuarantineRecord, QuarantineStore
+from worker.domain.errors import (
+    IdempotencyKeyReused,
+    InvalidCommandRejected,
+    MessageExpired,
+    Rejected,
+)
 from worker.service.context import CommandContext
 from worker.service.executor import execute, replay
 from worker.service.failpoints import Failpoints
@@ -76,6 +86,7 @@ class CommandRunner:
         self.settings = settings
         self.session_factory = session_factory
         self.deliveries = DeliveryLog(engine)
+        self.quarantine_store = QuarantineStore(engine)
         self.failpoints = failpoints or Failpoints(settings.failpoints, settings.failpoint_dir)
         self.loan_policy = settings.loan_policy()
         self.observer = observer
@@ -104,7 +115,7 @@ class CommandRunner:
             return self._bookkeeping_failed(command.key, "count an attempt of", error, retries)
         if attempt.decided is not None:
             # A duplicate of a decided key: its outcome, no attempt used, nothing run.
-            return replay(attempt.decided, command.fingerprint())
+            return self._noted(command, replay(attempt.decided, command.fingerprint()))
         if attempt.is_dead:
             # A dead letter is not run again until an operator replays it: its stored failure.
             error = attempt.error or f"{command.key} is {attempt.state}"
@@ -131,10 +142,16 @@ class CommandRunner:
     def run_arguments(
         self, args: Sequence[Any], kwargs: Mapping[str, Any], expected_type: str, retries: int = 0
     ) -> Result:
-        """A delivery as task arguments: exactly one JSON object is a command."""
+        """A delivery as task arguments: exactly one JSON object is a command.
+
+        Any other shape (keyword arguments, several positional ones) is an invalid
+        command, answered under the key the message plainly carries (see
+        `carried_command`).
+        """
         if len(args) == 1 and not kwargs:
             return self.run(args[0], expected_type, retries)
-        candidate = next((a for a in args if isinstance(a, Mapping)), kwargs)
+        carried = carried_command(list(args), kwargs)
+        candidate = carried if carried is not None else kwargs
         problem = (
             "message: expected one JSON object as the only argument, got "
             f"{len(args)} positional and {len(kwargs)} keyword argument(s)"
@@ -143,6 +160,37 @@ class CommandRunner:
         return self._observed(
             Delivery(expected_type), self._reject_invalid(candidate, invalid, retries)
         )
+
+    def quarantine(self, record: QuarantineRecord, retries: int = 0) -> Result:
+        """Keep a message the consumer's guard refused; answer its key, if it has one.
+
+        The message is stored (or, seen before, counted) in its own committed
+        statement; then the key gets `rejected: invalid_command` (`expired` for an
+        expired message) through the executor like any rejection, unless it already
+        has an outcome.
+        """
+        try:
+            stored = self.quarantine_store.record(record)
+        except Exception as error:
+            what = f"message {record.task_id or record.fingerprint[:16]}"
+            return self._bookkeeping_failed(what, "quarantine", error, retries)
+        log.warning(
+            "quarantined message %s as #%s (%s, delivery %s): %s",
+            record.task_id or "(no id)",
+            stored.id,
+            record.problem,
+            stored.deliveries,
+            record.reason,
+        )
+        if record.key is None:
+            return Outcome.rejected(None, record.rejection or InvalidCommandRejected.reason, "")
+        refusal: Rejected = (
+            MessageExpired(record.reason)
+            if record.rejection == EXPIRED
+            else InvalidCommandRejected(record.reason)
+        )
+        command_type, fingerprint = _identity(record.command)
+        return self._store_rejection(record.key, command_type, fingerprint, refusal, retries)
 
     def reject_unknown_task(
         self, task_name: object, args: object, kwargs: object, retries: int = 0
@@ -188,11 +236,24 @@ class CommandRunner:
             recover=(lambda uow: recovery(command, uow)) if recovery else None,
         )
 
+    def _noted(self, command: Command, outcome: Outcome) -> Outcome:
+        """`outcome`, after remembering a refused reuse of the key (best effort)."""
+        if outcome.status == "rejected" and outcome.reason == IdempotencyKeyReused.reason:
+            try:
+                self.deliveries.record_key_reuse(command.key, command.type, command.fingerprint())
+            except Exception:  # the refusal itself is the answer; the note is extra
+                log.warning("could not record the refused reuse of %s", command.key)
+            log.warning(
+                "command %s refused: the key was already used for a different payload",
+                command.key,
+            )
+        return outcome
+
     def _attempt(self, command: Command, ctx: CommandContext, retries: int) -> Result:
         replayed_duplicate = False
         while True:
             try:
-                return self._execute(command, ctx)
+                return self._noted(command, self._execute(command, ctx))
             except Exception as error:
                 kind = classify(error)
                 if kind is ErrorKind.DUPLICATE and not replayed_duplicate:
@@ -260,19 +321,19 @@ class CommandRunner:
             log.warning("invalid command without a usable idempotency key dropped: %s", problem)
             return Outcome.rejected(None, InvalidCommandRejected.reason, problem)
         log.warning("invalid command %s rejected: %s", key, problem)
-        if isinstance(message, Mapping):
-            body: Any = {name: value for name, value in message.items() if name != "key"}
-            command_type = printable(str(message.get("type", "unknown")))[:100]
-        else:
-            body, command_type = message, "unknown"
+        command_type, fingerprint = _identity(message)
+        return self._store_rejection(
+            key, command_type, fingerprint, InvalidCommandRejected(problem), retries
+        )
+
+    def _store_rejection(
+        self, key: str, command_type: str, fingerprint: str, refusal: Rejected, retries: int
+    ) -> Result:
+        """Decide `key` as rejected through the executor (a key with an outcome keeps it)."""
 
         def refuse(_: UnitOfWork) -> dict[str, Any]:
-            raise InvalidCommandRejected(problem)
+            raise refusal
 
-        try:
-            fingerprint = fingerprint_of({"body": body})
-        except (TypeError, ValueError):
-            fingerprint = fingerprint_of({"unrepresentable": repr(body)[:1000]})
         ctx = CommandContext(key, self.loan_policy, 1, self.failpoints, self.settings.phone_region)
         try:
             return execute(self._new_uow, ctx, command_type, fingerprint, refuse)
@@ -317,7 +378,27 @@ def backoff_delay(attempt: int, base: float, cap: float) -> float:
 
     The ceiling doubles per attempt (base, 2*base, 4*base ... up to cap); the delay is a
     random point in the upper half of it, so retries of many commands that failed
-    together (a database restart) spread out instead of returning in one wave.
+    together (a database restart) spread out instead of returning in one wave. The
+    exponent is bounded too: `attempt` may come from a message's `retries` header.
     """
-    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    ceiling = min(cap, base * 2 ** min(max(attempt - 1, 0), 64))
     return random.uniform(ceiling / 2, ceiling)
+
+
+def _identity(message: Any) -> tuple[str, str]:
+    """The command type and payload fingerprint a rejection of `message` is stored with:
+    the command's own when it is a valid one (so sending the same command again
+    replays the rejection), else a hash of whatever the message held."""
+    if isinstance(message, Mapping):
+        try:
+            command = parse_command(message)
+            return command.type, command.fingerprint()
+        except Exception:  # not a valid command, or not text that can be hashed as UTF-8
+            body: Any = {name: value for name, value in message.items() if name != "key"}
+            command_type = printable(str(message.get("type", "unknown")))[:100]
+    else:
+        body, command_type = message, "unknown"
+    try:
+        return command_type, fingerprint_of({"body": body})
+    except (TypeError, ValueError):
+        return command_type, fingerprint_of({"unrepresentable": repr(body)[:1000]})

@@ -14,7 +14,14 @@ from time import perf_counter
 from sqlalchemy import Engine
 
 from worker.adapters.schedule_claims import record_run
-from worker.service.maintenance import ledger, republish, restore_drill, statistics, upkeep
+from worker.service.maintenance import (
+    ledger,
+    quarantine,
+    republish,
+    restore_drill,
+    statistics,
+    upkeep,
+)
 from worker.service.maintenance.loans import LOAN_SWEEPS
 from worker.service.maintenance.orders import EXPIRE_UNPAID_ORDERS
 from worker.service.maintenance.report import RunReport, log_run
@@ -89,6 +96,12 @@ JOBS: tuple[Job, ...] = (
         "schedule_purge_ledger_seconds",
         lambda ctx: ledger.purge_ledger(ctx.settings, ctx.engine),
         "delete ledger rows older than the retention window",
+    ),
+    Job(
+        quarantine.TASK,
+        "schedule_purge_quarantine_seconds",
+        lambda ctx: quarantine.purge_quarantine(ctx.settings, ctx.engine),
+        "delete quarantined messages older than the retention window",
     ),
     Job(
         republish.TASK,
