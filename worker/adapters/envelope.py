@@ -55,6 +55,10 @@ PASSED_STRINGS = {
     "origin": MAX_NAME_LENGTH,
     "argsrepr": 1024,
     "kwargsrepr": 1024,
+    # W3C trace context (OpenTelemetry's Celery instrumentation carries it here): the
+    # task span continues the publisher's trace. The tracer parses and validates it.
+    "traceparent": 55,
+    "tracestate": 512,
 }
 #: Parts of a Celery body that make the worker publish further messages after the task.
 WORKFLOW_PARTS = ("callbacks", "errbacks", "chain", "chord")

@@ -65,7 +65,7 @@ class MessageGuard:
         self.broker = broker
         self.queue_of = queue_of
         self.body_limit = settings.quarantine_body_bytes
-        self.failpoints = Failpoints(settings.failpoints)
+        self.failpoints = Failpoints(settings.failpoints, settings.failpoint_dir)
 
     def receive(self, message: Any) -> Any:
         """Hand `message` to Celery as the task it names, or to the quarantine."""
