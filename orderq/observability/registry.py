@@ -41,6 +41,14 @@ class MultiprocessFiles(Collector):
         )
 
     def collect(self) -> Iterable[Metric]:
+        # A process that exits removes its own files (and a starting one sweeps those of
+        # dead pids): one can vanish between listing and reading. List again then,
+        # rather than answer the scrape with an error.
+        for _ in range(4):
+            try:
+                return MultiProcessCollector.merge(self.files(), accumulate=True)
+            except FileNotFoundError:
+                continue
         return MultiProcessCollector.merge(self.files(), accumulate=True)
 
 
