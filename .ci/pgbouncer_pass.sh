@@ -15,4 +15,6 @@ fi
 (pgbouncer --version 2>/dev/null || /usr/sbin/pgbouncer --version) | head -n 1
 
 export PATH="$PATH:/usr/sbin"
-python -m tests.support.pgbouncer -- pytest tests/e2e tests/faults
+# the pytest arguments are this script's (default: the end-to-end and fault subsets)
+if [ $# -eq 0 ]; then set -- tests/e2e tests/faults; fi
+python -m tests.support.pgbouncer -- pytest "$@"
