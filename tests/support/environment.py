@@ -176,5 +176,12 @@ def configure_environment() -> dict[str, str]:
         # Never the user's own data folder, even if a test unsets the URLs.
         "ORDERQ_DATA_DIR": str(data_dir),
     }
+    if SERVERS.embedded_dir is not None and "ORDERQ_PG_BIN_DIR" not in os.environ:
+        # the embedded server's own pg_dump/pg_restore (what `orderq up` gives its
+        # processes too): the machine's client tools may be of another major version
+        from orderq.embedded.postgres import binaries_dir
+
+        if (tools := binaries_dir()) is not None:
+            values["ORDERQ_PG_BIN_DIR"] = str(tools)
     os.environ.update(values)
     return values
