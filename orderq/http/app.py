@@ -28,7 +28,7 @@ from starlette.responses import Response
 
 from orderq.http.openapi import openapi_document
 from orderq.http.problems import Problem
-from orderq.http.routes import commands, health, resources
+from orderq.http.routes import commands, health, reads, resources
 from orderq.http.services import build_services
 from orderq.observability.asgi import ASGIApp, HttpMetricsMiddleware, metrics_endpoint, traced
 from orderq.observability.registry import metrics_engine, scrape_registry
@@ -40,7 +40,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("orderq.http")
 
-ROUTERS: tuple[APIRouter, ...] = (health.router, commands.router, resources.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    commands.router,
+    resources.router,
+    reads.router,
+)
 MIDDLEWARE: tuple[Middleware, ...] = ()
 
 

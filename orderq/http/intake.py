@@ -24,8 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from orderq.admin.loan_queries import find_loan
-from orderq.admin.order_queries import find_order
-from orderq.http.api_keys import client_of
+from orderq.http.api_keys import Caller, caller_of
 from orderq.http.body import parse_json_object
 from orderq.http.idempotency import BadIdempotencyKey, parse_idempotency_key, scoped_key
 from orderq.http.problems import Problem
@@ -42,13 +41,6 @@ from producers.outcomes import CommandStatus, status_of
 from producers.wire import check_message
 
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="orderq"'}
-
-
-@dataclass(frozen=True)
-class Caller:
-    """An authenticated upstream client."""
-
-    client: str
 
 
 @dataclass(frozen=True)
@@ -97,10 +89,10 @@ class Intake:
     @contextmanager
     def _as(self, token: str) -> Iterator[tuple[psycopg.Connection[Any], Caller]]:
         with autocommit(self.engine) as connection:
-            client = client_of(connection, token)
-            if client is None:
+            caller = caller_of(connection, token)
+            if caller is None:
                 raise unauthorized("unknown or revoked API key")
-            yield connection, Caller(client)
+            yield connection, caller
 
     # -- commands -----------------------------------------------------------------------------
 
@@ -202,15 +194,6 @@ class Intake:
         """The client behind `token`, or 401."""
         with self._as(token) as (_, caller):
             return caller
-
-    def order(self, token: str, order_number: str) -> dict[str, Any] | None:
-        """One order with its lines. Business rows are not client-scoped (a warehouse
-        reads the shop's orders); the order's idempotency key is left out."""
-        self.authenticate(token)
-        order = find_order(self.engine, order_number.strip().upper())
-        if order is not None:
-            order.pop("idempotency_key", None)
-        return order
 
     def loan(self, token: str, loan_id: int) -> dict[str, Any] | None:
         """One loan with its member, copy and work."""

@@ -178,3 +178,18 @@ def test_no_arguments_shows_the_help():
 
     assert result.exit_code == 2
     assert "publish-file" in result.stdout and "Usage: orderq" in result.stdout
+
+
+def test_an_orders_cursor_printed_for_another_status_is_refused_before_any_server():
+    from datetime import UTC, datetime
+
+    from orderq.read.cursors import CursorCodec
+
+    placed = CursorCodec().encode("orders_in_status", {"status": "placed"}, [datetime.now(UTC), 7])
+
+    result = runner.invoke(app, ["orders", "list", "--status", "paid", "--cursor", placed])
+
+    assert result.exit_code == 2
+    line = _one_error_line(result)
+    assert "is not a cursor printed by orderq orders list --status paid" in line
+    assert line.endswith("the cursor belongs to the same listing with other filters")
