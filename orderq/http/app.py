@@ -12,10 +12,11 @@ each entry is applied around every route, outermost first.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -98,6 +99,7 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
         middleware=[*middleware, Middleware(HttpMetricsMiddleware)],
+        **_without_native_tracing(),
     )
     for router in routers:
         app.include_router(router)
@@ -105,6 +107,16 @@ def create_app(
     app.openapi = lambda: openapi_document(app, routers, description(settings))  # type: ignore[method-assign]
     _answer_errors_with_problems(app)
     return app
+
+
+def _without_native_tracing() -> dict[str, Any]:
+    """FastAPI's own tracing off, where it has one (0.16x: on once a global tracer
+    provider exists). orderq opens each request's server span itself
+    (`observability.asgi.traced`, any framework and FastAPI version); a second server
+    span from headers only would start a second, unrelated trace for every request."""
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
+        return {"telemetry": {"tracing": False}}
+    return {}
 
 
 def _answer_errors_with_problems(app: FastAPI) -> None:

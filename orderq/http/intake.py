@@ -1,8 +1,9 @@
 """The HTTP intake as plain, blocking service calls (the routes run them in threads).
 
 Accepting a command is durable: `submit` returns only after the command — payload
-included — is committed in `command_deliveries` (`queued`, `published_at` NULL). The
-relay publishes it after that commit (orderq/http/relay.py). Every statement on the
+included — is committed in `command_deliveries` (`queued`, `published_at` NULL), with
+the request's trace context when it is traced. The relay publishes it after that
+commit, inside that context (orderq/http/relay.py). Every statement on the
 command log is `producers.command_log.CommandLog`'s; this module decides what an
 answer means:
 
@@ -39,6 +40,7 @@ from producers.commands import (
 from producers.database import autocommit
 from producers.outcomes import CommandStatus, status_of
 from producers.wire import check_message
+from worker.adapters import tracing
 
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="orderq"'}
 
@@ -53,6 +55,8 @@ class Submission:
     #: this request recorded the command (False: the key was decided or accepted before)
     created: bool
     status: CommandStatus
+    #: the request's trace context, stored with the command (None when not traced)
+    trace_context: dict[str, str] | None = None
 
     @property
     def stored_key(self) -> str:
@@ -109,12 +113,13 @@ class Intake:
             key = self._key(idempotency_key)
             command = self._command(caller.client, key, command_type, raw_body, from_path or {})
             log = CommandLog(connection)
+            trace_context = tracing.context_carrier()
             acceptance = log.accept(
-                command.key, command.type, command.fingerprint(), command.message()
+                command.key, command.type, command.fingerprint(), command.message(), trace_context
             )
         if acceptance.created:
             status = CommandStatus(key, "queued")
-            return Submission(caller.client, key, command, True, status)
+            return Submission(caller.client, key, command, True, status, trace_context)
         existing = acceptance.existing
         assert existing is not None
         stored_fingerprint = (

@@ -93,7 +93,9 @@ async def submit(request: Request, command_type: str, from_path: tuple[str, ...]
     )
     command = submission.command
     if submission.created:
-        services.relay.submit(Accepted(command.key, command.task_name, command.message()))
+        services.relay.submit(
+            Accepted(command.key, command.task_name, command.message(), submission.trace_context)
+        )
     status = submission.status
     wait = requested_wait(headers.getlist("prefer"), settings.http_max_wait_seconds)
     if wait > 0 and not status.is_terminal:
