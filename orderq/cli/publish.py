@@ -130,9 +130,47 @@ def place_order(
             help="A product and how many, e.g. MUG-1:2; repeat for more lines.",
         ),
     ],
+    customer_name: Annotated[
+        str | None,
+        typer.Option(
+            "--customer-name",
+            parser=values.parse_person_name,
+            metavar="NAME",
+            help="The customer's name, kept with the customer (search finds it).",
+        ),
+    ] = None,
+    customer_email: Annotated[
+        str | None,
+        typer.Option(
+            "--customer-email",
+            parser=values.parse_email,
+            metavar="EMAIL",
+            help="The customer's e-mail address.",
+        ),
+    ] = None,
+    customer_phone: Annotated[
+        str | None,
+        typer.Option(
+            "--customer-phone",
+            parser=values.parse_phone,
+            metavar="PHONE",
+            help="The customer's phone number, as they give it.",
+        ),
+    ] = None,
 ) -> None:
-    """Reserve stock for every line and create the order (or reject it whole)."""
-    send_command(build_command(PlaceOrder, key=key, customer_ref=customer, lines=line))
+    """Reserve stock for every line and create the order (or reject it whole). The
+    --customer-* details, when given, replace the ones kept for the customer."""
+    details = {"name": customer_name, "email": customer_email, "phone": customer_phone}
+    given = {field: value for field, value in details.items() if value is not None}
+    send_command(
+        build_command(
+            PlaceOrder,
+            key=key,
+            customer_ref=customer,
+            lines=line,
+            customer=given or None,
+        )
+    )
 
 
 @publish_app.command("confirm-payment")

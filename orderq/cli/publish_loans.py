@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from orderq.cli.publish import KeyOption, build_command, publish_app, send_command
-from orderq.cli.values import whole_number
+from orderq.cli.values import parse_email, parse_phone, whole_number
 from producers.commands import (
     AddCopy,
     AddWork,
@@ -51,11 +51,37 @@ def register_member(
             "--status", metavar="active|suspended", help="A suspended member cannot borrow."
         ),
     ] = "active",
+    email: Annotated[
+        str | None,
+        typer.Option(
+            "--email",
+            parser=parse_email,
+            metavar="EMAIL",
+            help="The member's e-mail address (search finds it by prefix).",
+        ),
+    ] = None,
+    phone: Annotated[
+        str | None,
+        typer.Option(
+            "--phone",
+            parser=parse_phone,
+            metavar="PHONE",
+            help="The member's phone number, as they give it (search finds any spelling).",
+        ),
+    ] = None,
 ) -> None:
-    """Register a member, or replace a member's name, loan limit and status."""
+    """Register a member, or replace a member's name, loan limit and status (and e-mail
+    and phone when given: left out, the stored ones are kept)."""
     send_command(
         build_command(
-            RegisterMember, key=key, member=member, name=name, loan_limit=loan_limit, status=status
+            RegisterMember,
+            key=key,
+            member=member,
+            name=name,
+            loan_limit=loan_limit,
+            status=status,
+            email=email,
+            phone=phone,
         )
     )
 
