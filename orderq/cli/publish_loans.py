@@ -10,7 +10,13 @@ from typing import Annotated
 
 import typer
 
-from orderq.cli.publish import KeyOption, build_command, publish_app, send_command
+from orderq.cli.publish import (
+    KeyOption,
+    build_command,
+    contact_option,
+    publish_app,
+    send_command,
+)
 from orderq.cli.values import parse_email, parse_phone, whole_number
 from producers.commands import (
     AddCopy,
@@ -29,6 +35,18 @@ MemberOption = Annotated[
 WorkOption = Annotated[
     str, typer.Option("--work", metavar="WORK", help="Work code, e.g. W-42 or an ISBN.")
 ]
+EmailOption = contact_option(
+    "--email",
+    parse_email,
+    "EMAIL",
+    "The member's e-mail address (search finds it by prefix).",
+)
+PhoneOption = contact_option(
+    "--phone",
+    parse_phone,
+    "PHONE",
+    "The member's phone number, as they give it (search finds any spelling).",
+)
 BarcodeOption = Annotated[
     str, typer.Option("--barcode", metavar="BARCODE", help="Copy barcode, e.g. 31234000123.")
 ]
@@ -51,24 +69,8 @@ def register_member(
             "--status", metavar="active|suspended", help="A suspended member cannot borrow."
         ),
     ] = "active",
-    email: Annotated[
-        str | None,
-        typer.Option(
-            "--email",
-            parser=parse_email,
-            metavar="EMAIL",
-            help="The member's e-mail address (search finds it by prefix).",
-        ),
-    ] = None,
-    phone: Annotated[
-        str | None,
-        typer.Option(
-            "--phone",
-            parser=parse_phone,
-            metavar="PHONE",
-            help="The member's phone number, as they give it (search finds any spelling).",
-        ),
-    ] = None,
+    email: EmailOption = None,
+    phone: PhoneOption = None,
 ) -> None:
     """Register a member, or replace a member's name, loan limit and status (and e-mail
     and phone when given: left out, the stored ones are kept)."""

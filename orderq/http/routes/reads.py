@@ -18,7 +18,8 @@ the page before, with the same other parameters).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -178,24 +179,6 @@ async def _page(
 
 # -- search -------------------------------------------------------------------------------
 
-
-@_read(
-    "/v1/works",
-    "search_works",
-    "Works by title or author, typos and accents forgiven",
-    "WorksPage",
-    [SEARCH_QUERY],
-    tag="search",
-    description='Full text (`"exact phrase"`, `or`, `-word`) and trigram similarity: '
-    "`harry poter` finds *Harry Potter and the Philosopher's Stone*, `bronte` Emily "
-    "Brontë's works. Withdrawn works are never found.",
-)
-async def search_works(request: Request) -> Response:
-    return await _page(
-        request, lambda r, p, _: r.search_works(_required(p, "q"), _limit(p), _cursor(p))
-    )
-
-
 _PEOPLE = (
     "The query's shape decides: an `@` searches e-mail addresses (exact or prefix), "
     "3+ digits with phone punctuation search phone numbers (any spelling: "
@@ -203,48 +186,72 @@ _PEOPLE = (
 )
 
 
-@_read(
-    "/v1/members",
-    "search_members",
-    "Members by name, e-mail or phone",
-    "MembersPage",
-    [SEARCH_QUERY],
-    tag="search",
-    description=_PEOPLE,
+@dataclass(frozen=True)
+class Search:
+    """`GET path?q=…`: one Reader search."""
+
+    path: str
+    summary: str
+    model: str
+    search: Callable[[Reader, str, int, str | None], Page]
+    description: str = ""
+
+
+SEARCHES = (
+    Search(
+        "/v1/works",
+        "Works by title or author, typos and accents forgiven",
+        "WorksPage",
+        Reader.search_works,
+        'Full text (`"exact phrase"`, `or`, `-word`) and trigram similarity: `harry poter` '
+        "finds *Harry Potter and the Philosopher's Stone*, `bronte` Emily Brontë's works. "
+        "Withdrawn works are never found.",
+    ),
+    Search(
+        "/v1/members",
+        "Members by name, e-mail or phone",
+        "MembersPage",
+        Reader.search_members,
+        _PEOPLE,
+    ),
+    Search(
+        "/v1/customers",
+        "Customers by name, e-mail, phone or exact reference",
+        "CustomersPage",
+        Reader.search_customers,
+        _PEOPLE + " A customer's exact `customer_ref` matches a name query.",
+    ),
+    Search(
+        "/v1/products",
+        "Products by SKU prefix or name, with their stock",
+        "ProductsPage",
+        Reader.search_products,
+    ),
 )
-async def search_members(request: Request) -> Response:
-    return await _page(
-        request, lambda r, p, _: r.search_members(_required(p, "q"), _limit(p), _cursor(p))
-    )
 
 
-@_read(
-    "/v1/customers",
-    "search_customers",
-    "Customers by name, e-mail, phone or exact reference",
-    "CustomersPage",
-    [SEARCH_QUERY],
-    tag="search",
-    description=_PEOPLE + " A customer's exact `customer_ref` matches a name query.",
-)
-async def search_customers(request: Request) -> Response:
-    return await _page(
-        request, lambda r, p, _: r.search_customers(_required(p, "q"), _limit(p), _cursor(p))
-    )
+def _search_route(search: Search, name: str) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        return await _page(
+            request,
+            lambda r, p, _: search.search(r, _required(p, "q"), _limit(p), _cursor(p)),
+        )
+
+    endpoint.__name__ = name
+    return endpoint
 
 
-@_read(
-    "/v1/products",
-    "search_products",
-    "Products by SKU prefix or name, with their stock",
-    "ProductsPage",
-    [SEARCH_QUERY],
-    tag="search",
-)
-async def search_products(request: Request) -> Response:
-    return await _page(
-        request, lambda r, p, _: r.search_products(_required(p, "q"), _limit(p), _cursor(p))
-    )
+for _search in SEARCHES:
+    _name = "search_" + _search.path.rsplit("/", 1)[-1]
+    _read(
+        _search.path,
+        _name,
+        _search.summary,
+        _search.model,
+        [SEARCH_QUERY],
+        tag="search",
+        description=_search.description,
+    )(_search_route(_search, _name))
 
 
 # -- listings -----------------------------------------------------------------------------
