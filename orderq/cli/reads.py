@@ -50,7 +50,7 @@ def read_with(
     except ReadError as error:
         fail(str(error), code=2)
     except Exception as error:
-        fail(f"the read failed: {describe_failure(error)}", code=1)
+        fail(describe_failure(error), code=1)
     finally:
         engine.dispose()
 
