@@ -77,6 +77,34 @@ def test_list_pages_with_the_printed_cursor_and_refuses_a_tampered_one(runner):
         assert len(lines) == 1 and "cursor" in lines[0]
 
 
+def test_orders_list_pages_with_its_signed_cursor_and_refuses_a_tampered_one(runner):
+    sku = new_product(runner, stock=5)
+    for _ in range(3):
+        run(runner, order_for(sku))
+
+    first = orderq("orders", "list", "--status", "placed", "--limit", "2", "--json")
+    page = json.loads(first.stdout)
+    cursor = page["next_cursor"]
+    second = orderq(
+        "orders", "list", "--status", "placed", "--limit", "2", "--cursor", cursor, "--json"
+    )
+    table = orderq("orders", "list", "--status", "placed", "--limit", "1")
+    printed = table.stdout.rsplit("--cursor '", 1)[1].split("'", 1)[0]
+    tampered = orderq("orders", "list", "--status", "placed", "--cursor", cursor[:-1] + "x")
+    other_status = orderq("orders", "list", "--status", "paid", "--cursor", cursor)
+
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    numbers = [o["order_number"] for o in page["orders"]]
+    following = [o["order_number"] for o in json.loads(second.stdout)["orders"]]
+    assert len(numbers) == 2 and following and not set(numbers) & set(following)
+    assert numbers[0] > following[0]  # newest first, the second page after the first
+    assert orderq("orders", "list", "--status", "placed", "--cursor", printed).returncode == 0
+    for refused in (tampered, other_status):
+        assert refused.returncode == 2 and refused.stdout == ""
+        (line,) = [ln for ln in refused.stderr.splitlines() if ln.startswith("error:")]
+        assert "is not a cursor printed by orderq orders list" in line
+
+
 @pytest.mark.parametrize(
     "arguments",
     [
