@@ -170,6 +170,8 @@ class UnpublishedCommand:
     command_type: str
     payload: dict[str, Any]
     state: str
+    #: the trace context of the request that accepted it (publish inside it), if traced
+    trace_context: dict[str, str] | None = None
 
     @property
     def needs_sending(self) -> bool:
@@ -185,6 +187,8 @@ class StuckCommand:
     key: str
     command_type: str
     payload: dict[str, Any]
+    #: the trace context of the HTTP request that accepted it, if traced
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -268,8 +272,8 @@ _ACCEPT = f"""
         WHERE idempotency_key = %(key)s AND status IN ({_DECIDED})
     ), inserted AS (
         INSERT INTO command_deliveries
-            (idempotency_key, command_type, fingerprint, payload, published_at)
-        SELECT %(key)s, %(type)s, %(fingerprint)s, %(payload)s, NULL
+            (idempotency_key, command_type, fingerprint, payload, published_at, trace_context)
+        SELECT %(key)s, %(type)s, %(fingerprint)s, %(payload)s, NULL, %(trace_context)s
         WHERE NOT EXISTS (SELECT FROM decided)
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING 1
@@ -290,7 +294,7 @@ _LOOKUP_MANY = f"""
 # Served by ix_command_deliveries_unpublished_created_at (empty while brokers are up).
 # SKIP LOCKED: two relays (API processes, maintenance) never send the same batch.
 _CLAIM_UNPUBLISHED = """
-    SELECT idempotency_key, command_type, payload, state
+    SELECT idempotency_key, command_type, payload, state, trace_context
     FROM command_deliveries
     WHERE published_at IS NULL
       AND created_at < now() - make_interval(secs => %(older_than)s)
@@ -406,7 +410,7 @@ _STUCK_WHERE = f"""
     AND {_NOT_DECIDED}
 """
 _CLAIM_STUCK = f"""
-    SELECT d.idempotency_key, d.command_type, d.payload
+    SELECT d.idempotency_key, d.command_type, d.payload, d.trace_context
     FROM command_deliveries d
     WHERE {_STUCK_WHERE}
       AND d.republished < %(max_times)s
@@ -554,12 +558,20 @@ class CommandLog:
     # -- the HTTP intake and its relay -------------------------------------------------------
 
     def accept(
-        self, key: str, command_type: str, fingerprint: str, payload: dict[str, Any]
+        self,
+        key: str,
+        command_type: str,
+        fingerprint: str,
+        payload: dict[str, Any],
+        trace_context: dict[str, str] | None = None,
     ) -> Acceptance:
         """Record `key` as accepted and not yet published (`queued`, `published_at`
-        NULL), unless it is decided or was accepted before: then return what is known."""
+        NULL), unless it is decided or was accepted before: then return what is known.
+        `trace_context` (the accepting request's, when traced) is kept for whoever
+        publishes the command, so the trace goes on through the broker."""
         params = {"key": key, "type": command_type, "fingerprint": fingerprint}
-        row = self._one(_ACCEPT, {**params, "payload": Jsonb(payload)})
+        context = Jsonb(trace_context) if trace_context else None
+        row = self._one(_ACCEPT, {**params, "payload": Jsonb(payload), "trace_context": context})
         created, ledger_type, ledger_fingerprint, status, result, reason, attempts = row
         if created:
             return Acceptance(True)

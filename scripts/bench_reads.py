@@ -39,7 +39,6 @@ from sqlalchemy import Engine, create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.orm import sessionmaker  # noqa: E402
 
-from orderq.admin.order_queries import page_orders  # noqa: E402
 from orderq.read import Reader  # noqa: E402
 from orderq.schema import ensure_database_exists, upgrade_to_head  # noqa: E402
 from orderq.seed import Reporter, SeedPlan, seed  # noqa: E402
@@ -246,17 +245,8 @@ def deep_pages(reader: Reader, engine: Engine, s: dict[str, list[Any]], anchor: 
         "hot report: shipped > 100.00 in 90 days": lambda c: reader.orders_over_total(
             "shipped", *quarter, 10_000, 20, c
         ),
-        "orders in a status (orders list)": lambda c: _orders_page(engine, c),
+        "orders in a status (orders list)": lambda c: reader.orders("shipped", 20, c),
     }
-
-
-class _OrdersPage:
-    def __init__(self, page) -> None:  # type: ignore[no-untyped-def]
-        self.results, self.next_cursor = page.orders, page.next_cursor
-
-
-def _orders_page(engine: Engine, cursor: str | None) -> _OrdersPage:
-    return _OrdersPage(page_orders(engine, "shipped", 20, cursor))
 
 
 def first_vs_deepest(

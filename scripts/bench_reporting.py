@@ -26,12 +26,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import create_engine, text
 
-from orderq.admin.order_queries import (
-    FIRST_PAGE_ALL_STATUSES,
-    NEXT_PAGE_ALL_STATUSES,
-    page_orders,
-    status_report,
-)
+from orderq.read import Reader
+from orderq.read.orders import FIRST_PAGE_ALL_STATUSES, NEXT_PAGE_ALL_STATUSES
 from orderq.schema import ensure_database_exists, upgrade_to_head
 from producers.database import normalize_database_url
 from tests.support.plans import index_names
@@ -86,38 +82,40 @@ def main() -> int:
 
     now = datetime.now(UTC)
     week = (now - timedelta(days=7), now)
-    first = page_orders(engine, "shipped", 50)
+    reader = Reader(engine)
+    size = 50
+    first = reader.orders("shipped", size)
     deep = first
     for _ in range(20):  # a cursor twenty pages in
-        deep = page_orders(engine, "shipped", 50, deep.next_cursor)
-    deep_all = page_orders(engine, None, 50)
+        deep = reader.orders("shipped", size, deep.next_cursor)
+    deep_all = reader.orders(None, size)
     for _ in range(20):  # the same, across every status
-        deep_all = page_orders(engine, None, 50, deep_all.next_cursor)
-    statuses = {"statuses": ["placed", "paid", "shipped", "cancelled"], "limit": 50}
-    after = {"after_created": now - timedelta(days=30), "after_id": 0}
+        deep_all = reader.orders(None, size, deep_all.next_cursor)
+    statuses = {"statuses": ["placed", "paid", "shipped", "cancelled"], "limit": size}
+    after = {"after_created_at": now - timedelta(days=30), "after_id": 0}
     checks = {
         "report: orders and value per status, last 7 days": (
-            lambda: status_report(engine, ["placed", "paid", "shipped", "cancelled"], *week),
+            lambda: reader.order_totals(*week),
             "SELECT count(*), sum(total_cents) FROM orders WHERE status = 'shipped' "
             "AND created_at >= now() - interval '7 days' AND created_at < now()",
         ),
         "keyset page: first 50 shipped": (
-            lambda: page_orders(engine, "shipped", 50),
+            lambda: reader.orders("shipped", size),
             "SELECT id FROM orders WHERE status = 'shipped' "
             "ORDER BY created_at DESC, id DESC LIMIT 50",
         ),
         "keyset page: 50 shipped, 20 pages in": (
-            lambda: page_orders(engine, "shipped", 50, deep.next_cursor),
+            lambda: reader.orders("shipped", size, deep.next_cursor),
             "SELECT id FROM orders WHERE status = 'shipped' AND (created_at, id) < (now(), 0) "
             "ORDER BY created_at DESC, id DESC LIMIT 50",
         ),
         "keyset page: first 50, every status": (
-            lambda: page_orders(engine, None, 50),
+            lambda: reader.orders(None, size),
             str(FIRST_PAGE_ALL_STATUSES),
             statuses,
         ),
         "keyset page: 50, every status, 20 pages in": (
-            lambda: page_orders(engine, None, 50, deep_all.next_cursor),
+            lambda: reader.orders(None, size, deep_all.next_cursor),
             str(NEXT_PAGE_ALL_STATUSES),
             {**statuses, **after},
         ),

@@ -34,6 +34,13 @@ def create(
     client: Annotated[
         str, typer.Option("--client", help="The upstream client (scopes its idempotency keys).")
     ],
+    operator: Annotated[
+        bool,
+        typer.Option(
+            "--operator",
+            help="The key may also read operator data over HTTP (the ledger of every client).",
+        ),
+    ] = False,
 ) -> None:
     """Create a key for CLIENT; the token is the last line of the output, shown once."""
     try:
@@ -42,13 +49,14 @@ def create(
         fail(str(error))
     engine = _engine()
     try:
-        new = create_api_key(engine, client)
+        new = create_api_key(engine, client, operator=operator)
     except Exception as error:
         fail(f"could not create the key: {error.__class__.__name__}: {error}", code=1)
     finally:
         engine.dispose()
     console.print(
-        f"created API key {new.key.id} for client [bold]{client}[/] — store this token now, "
+        f"created {'operator ' if operator else ''}API key {new.key.id} for client "
+        f"[bold]{client}[/] — store this token now, "
         "it is not shown again. Send it as: Authorization: Bearer <token>",
         highlight=False,
     )
@@ -61,7 +69,7 @@ def list_keys(
     revoked: Annotated[bool, typer.Option("--revoked", help="Include revoked keys.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
 ) -> None:
-    """List keys (id, client, the token's first characters, created, revoked)."""
+    """List keys (id, client, the token's first characters, operator, created, revoked)."""
     engine = _engine()
     try:
         keys = list_api_keys(engine, client, revoked)
@@ -73,12 +81,13 @@ def list_keys(
     if not keys:
         console.print("no API keys" + (f" for client {client}" if client else ""))
         return
-    table = Table("id", "client", "token", "created", "revoked")
+    table = Table("id", "client", "token", "operator", "created", "revoked")
     for key in keys:
         table.add_row(
             str(key.id),
             key.client,
             key.token_prefix + "…",
+            "yes" if key.operator else "",
             key.created_at.strftime("%Y-%m-%d %H:%M"),
             key.revoked_at.strftime("%Y-%m-%d %H:%M") if key.revoked_at else "",
         )

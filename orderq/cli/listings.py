@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orderq.cli.reads import AsJson, Cursor, Limit, read_page, show, window
+from orderq.cli.reads import AsJson, Cursor, Limit, read_with, show, window
 from orderq.cli.values import decimal_number, whole_number
 from orderq.read import DEFAULT_LIMIT
 
@@ -27,7 +27,7 @@ def customer_orders(
     as_json: AsJson = False,
 ) -> None:
     """A customer's orders, newest first."""
-    page = read_page(lambda r: r.orders_of_customer(customer, limit, cursor), quiet=as_json)
+    page = read_with(lambda r: r.orders_of_customer(customer, limit, cursor), quiet=as_json)
     columns = [
         ("order_number", "order"),
         ("status", "status"),
@@ -49,7 +49,7 @@ def member_loans(
 ) -> None:
     """A member's active loans (or, with --history, all of them), newest first."""
     state = "history" if history else "active"
-    page = read_page(lambda r: r.member_loans(member, state, limit, cursor), quiet=as_json)
+    page = read_with(lambda r: r.member_loans(member, state, limit, cursor), quiet=as_json)
     columns = [
         ("barcode", "copy"),
         ("title", "title"),
@@ -69,7 +69,7 @@ def movements(
     as_json: AsJson = False,
 ) -> None:
     """A product's stock movements, newest first."""
-    page = read_page(lambda r: r.product_movements(sku, limit, cursor), quiet=as_json)
+    page = read_with(lambda r: r.product_movements(sku, limit, cursor), quiet=as_json)
     columns = [
         ("created_at", "when"),
         ("reason", "reason"),
@@ -100,8 +100,10 @@ def ledger(
     as_json: AsJson = False,
 ) -> None:
     """Decided commands with one outcome, in a time window, newest first."""
-    start, end = window(since, until, days)
-    page = read_page(lambda r: r.ledger(status, start, end, limit, cursor), quiet=as_json)
+    start, end = window(since, until)
+    page = read_with(
+        lambda r: r.ledger(status, start, end, limit, cursor, days=days), quiet=as_json
+    )
     columns = [
         ("key", "key"),
         ("command_type", "type"),
@@ -142,9 +144,9 @@ def big_orders(
 ) -> None:
     """The hot report: orders in a status and window whose items total more than
     --min-total-cents, newest first."""
-    start, end = window(since, until, days)
-    page = read_page(
-        lambda r: r.orders_over_total(status, start, end, min_total, limit, cursor),
+    start, end = window(since, until)
+    page = read_with(
+        lambda r: r.orders_over_total(status, start, end, min_total, limit, cursor, days=days),
         quiet=as_json,
     )
     columns = [

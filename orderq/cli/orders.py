@@ -1,4 +1,5 @@
-"""`orderq orders …`: look at orders (read-only)."""
+"""`orderq orders …`: look at orders (read-only), through the read side's orders module
+(orderq/read/orders.py) like every other order read."""
 
 from __future__ import annotations
 
@@ -8,24 +9,27 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import Engine
 
-from orderq.admin.order_queries import decode_cursor, find_order, page_orders, status_report
-from orderq.cli.console import FAILED, console, fail, resolved_settings
+from orderq.cli.console import FAILED, console, fail, settings_or_fail
+from orderq.cli.reads import read_with
 from orderq.cli.values import money, parse_order_number, whole_number
-from producers.database import build_engine
+from orderq.read import MAX_LIMIT, ReadError
+from orderq.read.cursors import CursorCodec
+from orderq.read.orders import check_orders_cursor
+from orderq.read.reader import cursor_secret
 from worker.domain.orders import OrderStatus
 
 orders_app = typer.Typer(help="Look at orders (read-only).", no_args_is_help=True)
 
 
-def _engine() -> Engine:
-    settings = resolved_settings()
-    return build_engine(settings, pool_size=1, max_overflow=0)
-
-
 def _print_json(data: Any) -> None:
     typer.echo(json.dumps(data, default=str))
+
+
+def _when(moment: datetime | str) -> str:
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return f"{moment:%Y-%m-%d %H:%M:%S}"
 
 
 @orders_app.command("show")
@@ -37,11 +41,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """One order with its lines (exit 1 if there is no such order)."""
-    engine = _engine()
-    try:
-        order = find_order(engine, order_number)
-    finally:
-        engine.dispose()
+    order = read_with(lambda reader: reader.order(order_number))
     if order is None:
         fail(f"no order {order_number}", code=FAILED)
     if as_json:
@@ -49,7 +49,7 @@ def show(
         return
     console.print(
         f"[bold]{order['order_number']}[/] {order['status']} · customer {order['customer_ref']}"
-        f" · total {money(order['total_cents'])} · {order['created_at']:%Y-%m-%d %H:%M:%S}"
+        f" · total {money(order['total_cents'])} · {_when(order['created_at'])}"
     )
     table = Table("sku", "qty", "unit price", "line total")
     for line in order["lines"]:
@@ -70,7 +70,12 @@ def list_orders(
     ] = None,
     limit: Annotated[
         int,
-        typer.Option("--limit", parser=whole_number(1, 500), metavar="N", help="Orders per page."),
+        typer.Option(
+            "--limit",
+            parser=whole_number(1, MAX_LIMIT),
+            metavar="N",
+            help=f"Orders per page (1-{MAX_LIMIT}).",
+        ),
     ] = 20,
     cursor: Annotated[
         str | None,
@@ -79,27 +84,28 @@ def list_orders(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Orders, newest first, one keyset page at a time: every status, or one."""
-    if cursor:
+    settings = settings_or_fail()
+    wanted = str(status) if status else None
+    if cursor:  # checked before any server is asked (or started)
         try:
-            decode_cursor(cursor)
-        except ValueError:
-            fail(f"--cursor {cursor!r} is not a cursor printed by orderq orders list")
-    engine = _engine()
-    try:
-        page = page_orders(engine, status, limit, cursor)
-    finally:
-        engine.dispose()
+            check_orders_cursor(CursorCodec(cursor_secret(settings)), wanted, cursor)
+        except ReadError as error:
+            printed_by = "orderq orders list" + (f" --status {wanted}" if wanted else "")
+            fail(f"--cursor {cursor[:40]!r} is not a cursor printed by {printed_by}: {error}")
+    page = read_with(
+        lambda reader: reader.orders(wanted, limit, cursor), quiet=as_json, settings=settings
+    )
     if as_json:
-        _print_json({"orders": page.orders, "next_cursor": page.next_cursor})
+        _print_json({"orders": page.results, "next_cursor": page.next_cursor})
         return
     table = Table("order", "customer", "status", "total", "created")
-    for order in page.orders:
+    for order in page.results:
         table.add_row(
             order["order_number"],
             order["customer_ref"],
             order["status"],
             money(order["total_cents"]),
-            f"{order['created_at']:%Y-%m-%d %H:%M:%S}",
+            _when(order["created_at"]),
         )
     console.print(table)
     if page.next_cursor:
@@ -122,11 +128,7 @@ def report(
     """Orders and their value per status, created in the last N days."""
     until = datetime.now(UTC)
     since = until - timedelta(days=days)
-    engine = _engine()
-    try:
-        rows = status_report(engine, [str(s) for s in OrderStatus], since, until)
-    finally:
-        engine.dispose()
+    rows = read_with(lambda reader: reader.order_totals(since, until))
     if as_json:
         _print_json(rows)
         return

@@ -58,6 +58,29 @@ OrderOption = Annotated[
 ]
 
 
+def contact_option(flag: str, parse: Callable[[Any], str], metavar: str, help: str) -> Any:
+    """An optional contact detail (a name, an e-mail address, a phone number): checked
+    like the command checks it, absent unless given."""
+    return Annotated[str | None, typer.Option(flag, parser=parse, metavar=metavar, help=help)]
+
+
+CustomerNameOption = contact_option(
+    "--customer-name",
+    values.parse_person_name,
+    "NAME",
+    "The customer's name, kept with the customer (search finds it).",
+)
+CustomerEmailOption = contact_option(
+    "--customer-email", values.parse_email, "EMAIL", "The customer's e-mail address."
+)
+CustomerPhoneOption = contact_option(
+    "--customer-phone",
+    values.parse_phone,
+    "PHONE",
+    "The customer's phone number, as they give it.",
+)
+
+
 def build_command(factory: Callable[..., Command], **fields: Any) -> Command:
     try:
         return factory(**fields)
@@ -130,9 +153,23 @@ def place_order(
             help="A product and how many, e.g. MUG-1:2; repeat for more lines.",
         ),
     ],
+    customer_name: CustomerNameOption = None,
+    customer_email: CustomerEmailOption = None,
+    customer_phone: CustomerPhoneOption = None,
 ) -> None:
-    """Reserve stock for every line and create the order (or reject it whole)."""
-    send_command(build_command(PlaceOrder, key=key, customer_ref=customer, lines=line))
+    """Reserve stock for every line and create the order (or reject it whole). The
+    --customer-* details, when given, replace the ones kept for the customer."""
+    details = {"name": customer_name, "email": customer_email, "phone": customer_phone}
+    given = {field: value for field, value in details.items() if value is not None}
+    send_command(
+        build_command(
+            PlaceOrder,
+            key=key,
+            customer_ref=customer,
+            lines=line,
+            customer=given or None,
+        )
+    )
 
 
 @publish_app.command("confirm-payment")

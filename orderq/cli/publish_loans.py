@@ -10,8 +10,14 @@ from typing import Annotated
 
 import typer
 
-from orderq.cli.publish import KeyOption, build_command, publish_app, send_command
-from orderq.cli.values import whole_number
+from orderq.cli.publish import (
+    KeyOption,
+    build_command,
+    contact_option,
+    publish_app,
+    send_command,
+)
+from orderq.cli.values import parse_email, parse_phone, whole_number
 from producers.commands import (
     AddCopy,
     AddWork,
@@ -29,6 +35,18 @@ MemberOption = Annotated[
 WorkOption = Annotated[
     str, typer.Option("--work", metavar="WORK", help="Work code, e.g. W-42 or an ISBN.")
 ]
+EmailOption = contact_option(
+    "--email",
+    parse_email,
+    "EMAIL",
+    "The member's e-mail address (search finds it by prefix).",
+)
+PhoneOption = contact_option(
+    "--phone",
+    parse_phone,
+    "PHONE",
+    "The member's phone number, as they give it (search finds any spelling).",
+)
 BarcodeOption = Annotated[
     str, typer.Option("--barcode", metavar="BARCODE", help="Copy barcode, e.g. 31234000123.")
 ]
@@ -51,11 +69,21 @@ def register_member(
             "--status", metavar="active|suspended", help="A suspended member cannot borrow."
         ),
     ] = "active",
+    email: EmailOption = None,
+    phone: PhoneOption = None,
 ) -> None:
-    """Register a member, or replace a member's name, loan limit and status."""
+    """Register a member, or replace a member's name, loan limit and status (and e-mail
+    and phone when given: left out, the stored ones are kept)."""
     send_command(
         build_command(
-            RegisterMember, key=key, member=member, name=name, loan_limit=loan_limit, status=status
+            RegisterMember,
+            key=key,
+            member=member,
+            name=name,
+            loan_limit=loan_limit,
+            status=status,
+            email=email,
+            phone=phone,
         )
     )
 

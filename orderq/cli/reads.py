@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from orderq.cli.console import console, fail, resolved_settings
+from orderq.cli.console import console, describe_failure, fail, resolved_settings
 from orderq.cli.values import whole_number
 from orderq.read import MAX_LIMIT, Page, Reader, ReadError
 from producers.database import build_engine
+
+if TYPE_CHECKING:
+    from orderq.settings import Settings
+
+T = TypeVar("T")
 
 Limit = Annotated[
     int,
@@ -33,19 +38,19 @@ Cursor = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
-def read_page(call: Callable[[Reader], Page], *, quiet: bool) -> Page:
-    """Run one read on the configured database; bad input → exit 2, failures → exit 1."""
-    settings = resolved_settings(quiet=quiet)
+def read_with(
+    call: Callable[[Reader], T], *, quiet: bool = False, settings: Settings | None = None
+) -> T:
+    """Run one read on the configured database (`settings` as read, or read here); bad
+    input → exit 2, failures → exit 1."""
+    settings = resolved_settings(settings, quiet=quiet)
     engine = build_engine(settings, pool_size=1, max_overflow=0)
     try:
         return call(Reader.from_settings(engine, settings))
     except ReadError as error:
         fail(str(error), code=2)
     except Exception as error:
-        fail(
-            f"the read failed: {error.__class__.__name__}: {' '.join(str(error).split())[:300]}",
-            code=1,
-        )
+        fail(describe_failure(error), code=1)
     finally:
         engine.dispose()
 
@@ -76,7 +81,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def parse_moment(flag: str, value: str | None, default: datetime) -> datetime:
+def parse_moment(flag: str, value: str | None, default: datetime | None) -> datetime | None:
     """An ISO 8601 date or time (UTC when it names no zone), or `default`."""
     if value is None:
         return default
@@ -87,10 +92,11 @@ def parse_moment(flag: str, value: str | None, default: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def window(since: str | None, until: str | None, days: float) -> tuple[datetime, datetime]:
-    """[since, until): given, or the last `days` days up to now."""
-    end = parse_moment("--until", until, datetime.now(UTC))
-    start = parse_moment("--since", since, end - timedelta(days=days))
-    if start >= end:
+def window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    """[since, until) as typed (None where not given: the read fills in now and the
+    `--days` before it, and the printed cursor keeps that window)."""
+    start = parse_moment("--since", since, None)
+    end = parse_moment("--until", until, None)
+    if start is not None and end is not None and start >= end:
         fail("--since must be before --until")
     return start, end

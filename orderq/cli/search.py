@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from orderq.cli.reads import AsJson, Cursor, Limit, read_page, show
+from orderq.cli.reads import AsJson, Cursor, Limit, read_with, show
 from orderq.read import DEFAULT_LIMIT
 
 search_app = typer.Typer(
@@ -24,7 +24,7 @@ def works(
     as_json: AsJson = False,
 ) -> None:
     """Works by title or author, best match first, with their available copies."""
-    page = read_page(lambda r: r.search_works(query, limit, cursor), quiet=as_json)
+    page = read_with(lambda r: r.search_works(query, limit, cursor), quiet=as_json)
     columns = [
         ("work", "work"),
         ("title", "title"),
@@ -43,7 +43,7 @@ def members(
     as_json: AsJson = False,
 ) -> None:
     """Members by name, e-mail or phone (any spelling of the number)."""
-    page = read_page(lambda r: r.search_members(query, limit, cursor), quiet=as_json)
+    page = read_with(lambda r: r.search_members(query, limit, cursor), quiet=as_json)
     columns = [
         ("member", "member"),
         ("name", "name"),
@@ -65,7 +65,7 @@ def customers(
     as_json: AsJson = False,
 ) -> None:
     """Customers (the customer_ref of orders) by name, e-mail, phone or reference."""
-    page = read_page(lambda r: r.search_customers(query, limit, cursor), quiet=as_json)
+    page = read_with(lambda r: r.search_customers(query, limit, cursor), quiet=as_json)
     columns = [
         ("customer", "customer"),
         ("name", "name"),
@@ -84,7 +84,7 @@ def products(
     as_json: AsJson = False,
 ) -> None:
     """Products by SKU prefix or name, with their stock."""
-    page = read_page(lambda r: r.search_products(query, limit, cursor), quiet=as_json)
+    page = read_with(lambda r: r.search_products(query, limit, cursor), quiet=as_json)
     columns = [
         ("sku", "sku"),
         ("name", "name"),

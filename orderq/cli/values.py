@@ -16,8 +16,11 @@ from pydantic import TypeAdapter, ValidationError
 from producers.commands import (
     COMMANDS_BY_TYPE,
     MAX_PRICE_CENTS,
+    Email,
     OrderLine,
     OrderNumber,
+    PersonName,
+    Phone,
     readable_message,
 )
 
@@ -38,6 +41,10 @@ FLAG_FOR_FIELD = {
     "authors": "--author",
     "loan_limit": "--loan-limit",
     "status": "--status",
+    "email": "--email",
+    "phone": "--phone",
+    # place_order's `customer` object: its fields are --customer-name/-email/-phone
+    "customer": "--customer",
 }
 
 
@@ -87,12 +94,28 @@ def parse_line(value: Any) -> OrderLine:
         raise ValueError(f"{value!r}: {problems}") from None
 
 
-def parse_order_number(value: Any) -> str:
-    """'ord-000042' -> 'ORD-000042', else "'42' is not an order number (like …)"."""
-    try:
-        return TypeAdapter(OrderNumber).validate_python(value)
-    except ValidationError as error:
-        raise ValueError(readable_message(error.errors()[0])) from None
+def _contract_value(kind: Any) -> Callable[[Any], str]:
+    """A parser checking a value against a type of the message contract, so the flag
+    refuses what the command would (in the contract's own words)."""
+    adapter: TypeAdapter[str] = TypeAdapter(kind)
+
+    def parse(value: Any) -> str:
+        try:
+            return adapter.validate_python(value)
+        except ValidationError as error:
+            raise ValueError(readable_message(error.errors()[0])) from None
+
+    return parse
+
+
+#: 'ord-000042' -> 'ORD-000042', else "'42' is not an order number (like …)"
+parse_order_number = _contract_value(OrderNumber)
+#: 'ada@example.org', else "'ada' is not an e-mail address (like ada@example.org)"
+parse_email = _contract_value(Email)
+#: '+44 20 7946 0000' as typed, else "'call me' is not a phone number (digits, …)"
+parse_phone = _contract_value(Phone)
+#: a person's name: 1-200 characters once trimmed
+parse_person_name = _contract_value(PersonName)
 
 
 def _bounds(minimum: float | None, maximum: float | None) -> str:
@@ -187,6 +210,8 @@ def describe_for_flags(error: ValidationError) -> str:
     for item in error.errors():
         location = [str(p) for p in item["loc"]]
         flag = FLAG_FOR_FIELD.get(location[0], location[0]) if location else "command"
+        if location[:1] == ["customer"] and len(location) > 1:
+            flag = f"--customer-{location[1]}"
         if location[:1] == ["lines"] and len(location) > 1 and location[1].isdigit():
             flag = f"--line #{int(location[1]) + 1}" + (
                 f" {location[2]}" if len(location) > 2 else ""

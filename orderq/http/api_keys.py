@@ -10,6 +10,9 @@ printed once, by `orderq api-keys create`; nobody can show it again.
 A client's name scopes its idempotency keys (see orderq/http/idempotency.py): two
 clients using the same key string never see each other's outcome. One client may
 hold several keys (rotation: create the new one, move over, revoke the old one).
+An *operator* key (`orderq api-keys create --client ops --operator`) may also read
+operator data: the ledger of every client, every client's keys in listings
+(docs/http.md, "Who may read what").
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class ApiKey:
     token_prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    operator: bool = False
 
     @property
     def active(self) -> bool:
@@ -57,7 +61,17 @@ class ApiKey:
             "token_prefix": self.token_prefix,
             "created_at": self.created_at.isoformat(),
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "operator": self.operator,
         }
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated upstream client behind a request's token."""
+
+    client: str
+    #: the key may read operator data (the ledger of every client)
+    operator: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,9 +96,9 @@ def check_client_name(client: str) -> str:
     return client
 
 
-_COLUMNS = "id, client, token_prefix, created_at, revoked_at"
+_COLUMNS = "id, client, token_prefix, created_at, revoked_at, operator"
 _CREATE = f"""
-    INSERT INTO api_keys (client, token_prefix, token_sha256) VALUES (%s, %s, %s)
+    INSERT INTO api_keys (client, token_prefix, token_sha256, operator) VALUES (%s, %s, %s, %s)
     RETURNING {_COLUMNS}
 """
 _LIST = f"""
@@ -97,21 +111,23 @@ _REVOKE = f"""
     UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
     WHERE id = %s RETURNING {_COLUMNS}
 """
-_AUTHENTICATE = "SELECT client FROM api_keys WHERE token_sha256 = %s AND revoked_at IS NULL"
+_AUTHENTICATE = (
+    "SELECT client, operator FROM api_keys WHERE token_sha256 = %s AND revoked_at IS NULL"
+)
 
 
 def _key(row: tuple[Any, ...]) -> ApiKey:
     return ApiKey(*row)
 
 
-def create_api_key(engine: Engine, client: str) -> NewApiKey:
-    """A new key for `client` (a new client is simply a name not used before)."""
+def create_api_key(engine: Engine, client: str, *, operator: bool = False) -> NewApiKey:
+    """A new key for `client` (a new client is simply a name not used before); an
+    `operator` key may also read operator data."""
     check_client_name(client)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    shown = token[: len(TOKEN_PREFIX) + SHOWN_CHARACTERS]
     with autocommit(engine) as connection:
-        row = connection.execute(
-            _CREATE, (client, token[: len(TOKEN_PREFIX) + SHOWN_CHARACTERS], token_digest(token))
-        ).fetchone()
+        row = connection.execute(_CREATE, (client, shown, token_digest(token), operator)).fetchone()
     assert row is not None
     return NewApiKey(_key(row), token)
 
@@ -134,8 +150,8 @@ def revoke_api_key(engine: Engine, key_id: int) -> ApiKey:
     return _key(row)
 
 
-def client_of(connection: Any, token: str) -> str | None:
+def caller_of(connection: Any, token: str) -> Caller | None:
     """The client a live token speaks for, or None (unknown or revoked); one indexed
     read on the caller's psycopg connection."""
     row = connection.execute(_AUTHENTICATE, (token_digest(token),)).fetchone()
-    return row[0] if row else None
+    return Caller(row[0], bool(row[1])) if row else None

@@ -12,10 +12,11 @@ each entry is applied around every route, outermost first.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -28,7 +29,7 @@ from starlette.responses import Response
 
 from orderq.http.openapi import openapi_document
 from orderq.http.problems import Problem
-from orderq.http.routes import commands, health, resources
+from orderq.http.routes import commands, health, reads, resources
 from orderq.http.services import build_services
 from orderq.observability.asgi import ASGIApp, HttpMetricsMiddleware, metrics_endpoint, traced
 from orderq.observability.registry import metrics_engine, scrape_registry
@@ -40,7 +41,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("orderq.http")
 
-ROUTERS: tuple[APIRouter, ...] = (health.router, commands.router, resources.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    commands.router,
+    resources.router,
+    reads.router,
+)
 MIDDLEWARE: tuple[Middleware, ...] = ()
 
 
@@ -93,6 +99,7 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
         middleware=[*middleware, Middleware(HttpMetricsMiddleware)],
+        **_without_native_tracing(),
     )
     for router in routers:
         app.include_router(router)
@@ -100,6 +107,16 @@ def create_app(
     app.openapi = lambda: openapi_document(app, routers, description(settings))  # type: ignore[method-assign]
     _answer_errors_with_problems(app)
     return app
+
+
+def _without_native_tracing() -> dict[str, Any]:
+    """FastAPI's own tracing off, where it has one (0.16x: on once a global tracer
+    provider exists). orderq opens each request's server span itself
+    (`observability.asgi.traced`, any framework and FastAPI version); a second server
+    span from headers only would start a second, unrelated trace for every request."""
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:
+        return {"telemetry": {"tracing": False}}
+    return {}
 
 
 def _answer_errors_with_problems(app: FastAPI) -> None:

@@ -1,8 +1,9 @@
 """The HTTP intake as plain, blocking service calls (the routes run them in threads).
 
 Accepting a command is durable: `submit` returns only after the command — payload
-included — is committed in `command_deliveries` (`queued`, `published_at` NULL). The
-relay publishes it after that commit (orderq/http/relay.py). Every statement on the
+included — is committed in `command_deliveries` (`queued`, `published_at` NULL), with
+the request's trace context when it is traced. The relay publishes it after that
+commit, inside that context (orderq/http/relay.py). Every statement on the
 command log is `producers.command_log.CommandLog`'s; this module decides what an
 answer means:
 
@@ -24,8 +25,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from orderq.admin.loan_queries import find_loan
-from orderq.admin.order_queries import find_order
-from orderq.http.api_keys import client_of
+from orderq.http.api_keys import Caller, caller_of
 from orderq.http.body import parse_json_object
 from orderq.http.idempotency import BadIdempotencyKey, parse_idempotency_key, scoped_key
 from orderq.http.problems import Problem
@@ -40,15 +40,9 @@ from producers.commands import (
 from producers.database import autocommit
 from producers.outcomes import CommandStatus, status_of
 from producers.wire import check_message
+from worker.adapters import tracing
 
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="orderq"'}
-
-
-@dataclass(frozen=True)
-class Caller:
-    """An authenticated upstream client."""
-
-    client: str
 
 
 @dataclass(frozen=True)
@@ -61,6 +55,8 @@ class Submission:
     #: this request recorded the command (False: the key was decided or accepted before)
     created: bool
     status: CommandStatus
+    #: the request's trace context, stored with the command (None when not traced)
+    trace_context: dict[str, str] | None = None
 
     @property
     def stored_key(self) -> str:
@@ -97,10 +93,10 @@ class Intake:
     @contextmanager
     def _as(self, token: str) -> Iterator[tuple[psycopg.Connection[Any], Caller]]:
         with autocommit(self.engine) as connection:
-            client = client_of(connection, token)
-            if client is None:
+            caller = caller_of(connection, token)
+            if caller is None:
                 raise unauthorized("unknown or revoked API key")
-            yield connection, Caller(client)
+            yield connection, caller
 
     # -- commands -----------------------------------------------------------------------------
 
@@ -117,12 +113,13 @@ class Intake:
             key = self._key(idempotency_key)
             command = self._command(caller.client, key, command_type, raw_body, from_path or {})
             log = CommandLog(connection)
+            trace_context = tracing.context_carrier()
             acceptance = log.accept(
-                command.key, command.type, command.fingerprint(), command.message()
+                command.key, command.type, command.fingerprint(), command.message(), trace_context
             )
         if acceptance.created:
             status = CommandStatus(key, "queued")
-            return Submission(caller.client, key, command, True, status)
+            return Submission(caller.client, key, command, True, status, trace_context)
         existing = acceptance.existing
         assert existing is not None
         stored_fingerprint = (
@@ -202,15 +199,6 @@ class Intake:
         """The client behind `token`, or 401."""
         with self._as(token) as (_, caller):
             return caller
-
-    def order(self, token: str, order_number: str) -> dict[str, Any] | None:
-        """One order with its lines. Business rows are not client-scoped (a warehouse
-        reads the shop's orders); the order's idempotency key is left out."""
-        self.authenticate(token)
-        order = find_order(self.engine, order_number.strip().upper())
-        if order is not None:
-            order.pop("idempotency_key", None)
-        return order
 
     def loan(self, token: str, loan_id: int) -> dict[str, Any] | None:
         """One loan with its member, copy and work."""

@@ -96,10 +96,12 @@ ANSWERS: dict[int, dict] = {
         "Idempotent-Replayed",
     ),
     400: _problem(
-        "Missing or malformed Idempotency-Key, or a body that is not JSON "
-        "(or too deep, or not Unicode)"
+        "Missing or malformed Idempotency-Key, or a body that is not JSON (or too deep, or "
+        "not Unicode); for a read: a bad query parameter (`reason`: invalid_query) or a "
+        "cursor this listing did not issue (invalid_cursor)"
     ),
     401: _problem("No valid API key (Authorization: Bearer <token>)"),
+    403: _problem("Operator data: this API key is not an operator key (`reason`: forbidden)"),
     404: _problem("Not found"),
     409: _problem(
         "Rejected by a business rule (`reason`: insufficient_stock, copy_not_available, …)",
@@ -179,6 +181,7 @@ DOCUMENT_MODELS: tuple[type[BaseModel], ...] = (
     schemas.LoanDocument,
     schemas.Health,
     schemas.Readiness,
+    *schemas.PAGE_MODELS,
 )
 
 

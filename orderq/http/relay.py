@@ -15,6 +15,10 @@ processes never send the same one twice at once) and publishes them; the mainten
 re-publisher does the same when no API process runs at all. A command published twice
 (the process died after sending, before marking) is harmless: the ledger runs each
 key once.
+
+Every path publishes inside the trace context the accepting request stored with the
+command (when it was traced), so one trace runs from the HTTP request through the
+publish, the broker and the worker's task to the command's transaction.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from producers.database import autocommit
 from producers.errors import PublishError
 from producers.publisher import Publisher
 from producers.settings import ProducerSettings
+from worker.adapters import tracing
 from worker.adapters.stuck_commands import UnpublishedCommand, publish_unpublished_batch
 
 log = logging.getLogger("orderq.http.relay")
@@ -49,6 +54,8 @@ class Accepted:
     key: str
     task_name: str
     message: dict[str, Any]
+    #: the trace context of the request that accepted it (None: not traced)
+    trace_context: dict[str, str] | None = None
 
 
 class Relay:
@@ -126,15 +133,26 @@ class Relay:
                 break
         return batch
 
-    def _send(self, key: str, task_name: str, message: dict[str, Any]) -> None:
+    def _send(
+        self,
+        key: str,
+        task_name: str,
+        message: dict[str, Any],
+        trace_context: dict[str, str] | None,
+    ) -> None:
+        """Publish inside the accepting request's trace: the publish span and the
+        worker's task continue it, though this thread runs outside the request."""
         assert self._publisher is not None
-        self._publisher.send(task_name, key, message)
+        with tracing.continued(trace_context):
+            self._publisher.send(task_name, key, message)
 
     def _publish(self, batch: list[Accepted]) -> None:
         sent: list[str] = []
         for accepted in batch:
             try:
-                self._send(accepted.key, accepted.task_name, accepted.message)
+                self._send(
+                    accepted.key, accepted.task_name, accepted.message, accepted.trace_context
+                )
             except PublishError as error:
                 self._broker_failed(error, len(batch) - len(sent))
                 break
@@ -150,9 +168,8 @@ class Relay:
 
     def _sweep(self) -> None:
         def send(command: UnpublishedCommand) -> None:
-            self._send(
-                command.key, COMMANDS_BY_TYPE[command.command_type].task_name, command.payload
-            )
+            task_name = COMMANDS_BY_TYPE[command.command_type].task_name
+            self._send(command.key, task_name, command.payload, command.trace_context)
 
         while not self._stop.is_set():
             try:

@@ -16,15 +16,21 @@ FACTORY = "orderq.http.app:app_from_environment"
 
 
 def serve(
-    settings: Settings, host: str | None = None, port: int | None = None, workers: int | None = None
+    settings: Settings,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+    factory: str = FACTORY,
 ) -> None:
-    """Serve until SIGINT/SIGTERM (then finish requests in flight and stop)."""
+    """Serve until SIGINT/SIGTERM (then finish requests in flight and stop). `factory`
+    (`module:function`, called in each server process) builds the ASGI app: orderq's,
+    or one that wraps it."""
     from granian.constants import HTTPModes, Interfaces
     from granian.http import HTTP1Settings
     from granian.server import Server
 
     Server(
-        FACTORY,
+        factory,
         factory=True,
         address=host or settings.http_host,
         port=port or settings.http_port,

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from orderq.http.intake import Intake, is_terminal
 from orderq.http.relay import Relay
 from orderq.http.waiter import OutcomeWaiter
+from orderq.read import Reader
 from producers.command_log import KeyRecord
 from worker.adapters.engine import build_worker_engine
 
@@ -30,13 +31,15 @@ T = TypeVar("T")
 
 @dataclass
 class HttpServices:
-    """The intake, the relay and the waiter of one server process, on one engine."""
+    """The intake, the relay, the waiter and the reader of one server process, on one
+    engine."""
 
     settings: Settings
     engine: Engine
     intake: Intake
     relay: Relay
     waiter: OutcomeWaiter
+    reader: Reader
     #: blocking calls at once: no more than the pool has connections, so a burst
     #: queues here instead of timing out on the pool
     limiter: CapacityLimiter
@@ -58,7 +61,8 @@ class HttpServices:
 
 
 def build_services(settings: Settings) -> HttpServices:
-    """Engine, intake, relay and waiter from the resolved settings (nothing started)."""
+    """Engine, intake, relay, waiter and reader from the resolved settings (nothing
+    started)."""
     engine = build_worker_engine(settings, settings.http_pool_size, settings.http_pool_max_overflow)
     intake = Intake(engine, settings.max_payload_bytes, settings.http_max_json_depth)
     relay = Relay(
@@ -74,6 +78,7 @@ def build_services(settings: Settings) -> HttpServices:
         intake=intake,
         relay=relay,
         waiter=None,  # type: ignore[arg-type]  (needs `services.records`, set below)
+        reader=Reader.from_settings(engine, settings),
         limiter=CapacityLimiter(settings.http_pool_size + settings.http_pool_max_overflow),
     )
     services.waiter = OutcomeWaiter(services.records, is_terminal, settings.http_wait_poll_seconds)

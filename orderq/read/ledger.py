@@ -13,41 +13,43 @@ from sqlalchemy import Connection
 
 from orderq.read.cursors import CursorCodec
 from orderq.read.errors import InvalidQuery
-from orderq.read.keyset import Listing
-from orderq.read.pages import Page, checked_limit, checked_window, json_ready
+from orderq.read.keyset import Listing, Window
+from orderq.read.pages import Page, checked_limit, json_ready
 from producers.command_log import DECIDED, CommandLog
 
 LISTING = Listing("ledger", ("created_at", "id"), (datetime, int))
 STATUSES = tuple(str(status) for status in DECIDED)
+#: the ledger's window when `since` is not given: the last day
+LEDGER_DAYS = 1
 
 
 def ledger_entries(
     connection: Connection,
     codec: CursorCodec,
     status: str,
-    since: datetime,
-    until: datetime,
+    window: Window,
     limit: int,
     cursor: str | None,
 ) -> Page:
-    """Commands decided as `status` (succeeded or rejected) and claimed in [since, until),
+    """Commands decided as `status` (succeeded or rejected) and claimed in the window,
     newest first: key, type, reason, result, attempts, when."""
     if status not in STATUSES:
         raise InvalidQuery(f"status {status!r}: expected one of {', '.join(STATUSES)}")
-    checked_window(since, until)
     limit = checked_limit(limit)
-    filters = {"status": status, "since": since.isoformat(), "until": until.isoformat()}
-    after = None
+    filters = {"status": status, **window.filters()}
+    types = (*LISTING.types, *Window.TYPES)
     if cursor is not None:
-        after = codec.decode(cursor, LISTING.name, filters, LISTING.types)
+        created_at, row_id, since, until = codec.decode(cursor, LISTING.name, filters, types)
+        after: tuple[datetime, int] | None = (created_at, row_id)
+    else:
+        (since, until), after = window.resolved(), None
     log = CommandLog(connection.connection.driver_connection)
     rows = log.ledger_page(status, since, until, limit + 1, after)
     shown = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
-        next_cursor = codec.encode(
-            LISTING.name, filters, [shown[-1]["created_at"], shown[-1]["id"]]
-        )
+        last = [shown[-1]["created_at"], shown[-1]["id"], since, until]
+        next_cursor = codec.encode(LISTING.name, filters, last)
     hidden = ("id", "idempotency_key")
     results = [
         json_ready(

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, TextClause, text
 from orderq.read.cursors import CursorCodec
 from orderq.read.errors import InvalidQuery
 from orderq.read.keyset import Listing, fetch_page, newest_first
-from orderq.read.pages import Page
+from orderq.read.pages import Page, checked_identifier
 from orderq.read.people import PeopleSearch
 
 _COLUMNS = "m.id, m.member_number AS member, m.name, m.email, m.phone, m.status, m.loan_limit"
@@ -118,5 +118,5 @@ def member_loans(
     if state not in LOAN_LISTINGS:
         raise InvalidQuery(f"loan state {state!r}: expected active or history")
     listing, statements = LOAN_LISTINGS[state]
-    filters = {"member": member_number.strip().upper()}
+    filters = {"member": checked_identifier("member number", member_number).upper()}
     return fetch_page(connection, codec, listing, statements, filters, limit, cursor)

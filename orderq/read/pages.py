@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -12,6 +13,8 @@ from orderq.read.errors import InvalidQuery
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_QUERY_LENGTH = 200
+#: the longest identifier a listing takes (a customer reference has at most 100)
+MAX_IDENTIFIER_LENGTH = 200
 
 
 @dataclass(frozen=True)
@@ -35,12 +38,34 @@ def checked_limit(limit: int) -> int:
 
 
 def checked_query(query: str) -> str:
+    """The query with its runs of white space made one space; `InvalidQuery` when it is
+    empty, too long or holds a control character."""
     text = " ".join((query or "").split())
     if not text:
         raise InvalidQuery("the search query is empty")
     if len(text) > MAX_QUERY_LENGTH:
         raise InvalidQuery(f"the search query is longer than {MAX_QUERY_LENGTH} characters")
+    _no_control_characters("the search query", text)
     return text
+
+
+def checked_identifier(what: str, value: str) -> str:
+    """An identifier a listing is scoped to (a customer reference, a member number, a
+    SKU), stripped; `InvalidQuery` when it is empty, too long or holds a control
+    character (PostgreSQL text cannot hold NUL: refused here, not by the server)."""
+    text = (value or "").strip()
+    if not text:
+        raise InvalidQuery(f"the {what} is empty")
+    if len(text) > MAX_IDENTIFIER_LENGTH:
+        raise InvalidQuery(f"the {what} is longer than {MAX_IDENTIFIER_LENGTH} characters")
+    _no_control_characters(f"the {what}", text)
+    return text
+
+
+def _no_control_characters(what: str, text: str) -> None:
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Cs"):
+            raise InvalidQuery(f"{what} holds a control character ({char!a})")
 
 
 def checked_window(since: datetime, until: datetime) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, TextClause, text
 from orderq.read.cursors import CursorCodec
 from orderq.read.keyset import Listing, fetch_page, newest_first
 from orderq.read.matching import every_word_resembles, fuzzy_words, word_params
-from orderq.read.pages import Page, checked_query, like_prefix
+from orderq.read.pages import Page, checked_identifier, checked_query, like_prefix
 
 SEARCH = Listing("search_products", ("score", "id"), (float, int), ("id", "score"))
 _SEARCH = """
@@ -80,5 +80,5 @@ def product_movements(
     connection: Connection, codec: CursorCodec, sku: str, limit: int, cursor: str | None
 ) -> Page:
     """A product's stock movements, newest first (reason, deltas, order, command key)."""
-    filters = {"sku": sku.strip().upper()}
+    filters = {"sku": checked_identifier("SKU", sku).upper()}
     return fetch_page(connection, codec, MOVEMENTS, MOVEMENT_STATEMENTS, filters, limit, cursor)

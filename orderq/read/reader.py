@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
 from orderq.read import customers, ledger, members, orders, products, works
 from orderq.read.cursors import CursorCodec
+from orderq.read.keyset import Window
+from orderq.read.ledger import LEDGER_DAYS
+from orderq.read.orders import REPORT_DAYS
 from orderq.read.pages import DEFAULT_LIMIT, Page
 
 if TYPE_CHECKING:
     from worker.settings import WorkerSettings
 
 T = TypeVar("T")
+
+
+def cursor_secret(settings: WorkerSettings) -> str | None:
+    """The settings' cursor secret (ORDERQ_READ_CURSOR_SECRET), if any."""
+    secret = getattr(settings, "read_cursor_secret", None)
+    return secret.get_secret_value() if secret is not None else None
 
 
 class Reader:
@@ -31,11 +40,8 @@ class Reader:
     @classmethod
     def from_settings(cls, engine: Engine, settings: WorkerSettings) -> Reader:
         """A reader with the settings' cursor secret and phone region."""
-        secret = getattr(settings, "read_cursor_secret", None)
         return cls(
-            engine,
-            cursor_secret=secret.get_secret_value() if secret is not None else None,
-            phone_region=settings.phone_region,
+            engine, cursor_secret=cursor_secret(settings), phone_region=settings.phone_region
         )
 
     def _read(self, query: Callable[[Connection], T]) -> T:
@@ -74,6 +80,25 @@ class Reader:
         """Products by SKU prefix or name."""
         return self._read(lambda c: products.search_products(c, self.codec, query, limit, cursor))
 
+    # -- orders ---------------------------------------------------------------------------
+
+    def order(self, order_number: str) -> dict[str, Any] | None:
+        """One order with its lines (and the idempotency key that placed it), or None."""
+        return self._read(lambda c: orders.find_order(c, order_number))
+
+    def orders(
+        self, status: str | None = None, limit: int = DEFAULT_LIMIT, cursor: str | None = None
+    ) -> Page:
+        """Orders in `status` (None: every status), newest first."""
+        return self._read(lambda c: orders.orders_in_status(c, self.codec, status, limit, cursor))
+
+    def order_totals(
+        self, since: datetime, until: datetime, statuses: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Orders and their value per status (default: every status) created in
+        [since, until)."""
+        return self._read(lambda c: orders.totals_by_status(c, since, until, statuses))
+
     # -- listings -------------------------------------------------------------------------
 
     def orders_of_customer(
@@ -105,14 +130,18 @@ class Reader:
     def ledger(
         self,
         status: str,
-        since: datetime,
-        until: datetime,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int = DEFAULT_LIMIT,
         cursor: str | None = None,
+        *,
+        days: float = LEDGER_DAYS,
     ) -> Page:
-        """Decided commands by outcome and time, newest first."""
+        """Decided commands by outcome and time, newest first: in [since, until), `until`
+        defaulting to now and `since` to `days` before it (kept by the cursor)."""
+        window = Window(since, until, days)
         return self._read(
-            lambda c: ledger.ledger_entries(c, self.codec, status, since, until, limit, cursor)
+            lambda c: ledger.ledger_entries(c, self.codec, status, window, limit, cursor)
         )
 
     # -- reports --------------------------------------------------------------------------
@@ -120,16 +149,19 @@ class Reader:
     def orders_over_total(
         self,
         status: str,
-        since: datetime,
-        until: datetime,
+        since: datetime | None,
+        until: datetime | None,
         min_total_cents: int,
         limit: int = DEFAULT_LIMIT,
         cursor: str | None = None,
+        *,
+        days: float = REPORT_DAYS,
     ) -> Page:
         """The hot report: orders in a status and date range whose items total more than
-        a threshold, newest first."""
+        a threshold, newest first (the window as for `ledger`, default a week)."""
+        window = Window(since, until, days)
         return self._read(
             lambda c: orders.orders_over_total(
-                c, self.codec, status, since, until, min_total_cents, limit, cursor
+                c, self.codec, status, window, min_total_cents, limit, cursor
             )
         )

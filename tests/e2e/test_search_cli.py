@@ -10,6 +10,7 @@ from producers.commands import AddCopy, AddWork
 from tests.support.cli import orderq
 from tests.support.commands import new_product, order_for, run
 from tests.support.ids import unique
+from tests.support.outcomes import await_outcome
 from tests.support.reads import soft_delete
 
 
@@ -76,6 +77,34 @@ def test_list_pages_with_the_printed_cursor_and_refuses_a_tampered_one(runner):
         assert len(lines) == 1 and "cursor" in lines[0]
 
 
+def test_orders_list_pages_with_its_signed_cursor_and_refuses_a_tampered_one(runner):
+    sku = new_product(runner, stock=5)
+    for _ in range(3):
+        run(runner, order_for(sku))
+
+    first = orderq("orders", "list", "--status", "placed", "--limit", "2", "--json")
+    page = json.loads(first.stdout)
+    cursor = page["next_cursor"]
+    second = orderq(
+        "orders", "list", "--status", "placed", "--limit", "2", "--cursor", cursor, "--json"
+    )
+    table = orderq("orders", "list", "--status", "placed", "--limit", "1")
+    printed = table.stdout.rsplit("--cursor '", 1)[1].split("'", 1)[0]
+    tampered = orderq("orders", "list", "--status", "placed", "--cursor", cursor[:-1] + "x")
+    other_status = orderq("orders", "list", "--status", "paid", "--cursor", cursor)
+
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    numbers = [o["order_number"] for o in page["orders"]]
+    following = [o["order_number"] for o in json.loads(second.stdout)["orders"]]
+    assert len(numbers) == 2 and following and not set(numbers) & set(following)
+    assert numbers[0] > following[0]  # newest first, the second page after the first
+    assert orderq("orders", "list", "--status", "placed", "--cursor", printed).returncode == 0
+    for refused in (tampered, other_status):
+        assert refused.returncode == 2 and refused.stdout == ""
+        (line,) = [ln for ln in refused.stderr.splitlines() if ln.startswith("error:")]
+        assert "is not a cursor printed by orderq orders list" in line
+
+
 @pytest.mark.parametrize(
     "arguments",
     [
@@ -91,3 +120,74 @@ def test_bad_input_is_one_line_and_exit_2(arguments, migrated_database):
 
     assert done.returncode == 2, done.stdout + done.stderr
     assert sum(line.startswith("error:") for line in done.stderr.splitlines()) == 1
+
+
+def test_contact_flags_of_publish_reach_the_search(worker, engine):
+    """`publish register-member --email --phone` and `publish place-order
+    --customer-name/-email/-phone`: the optional contact fields, found by search."""
+    tag = unique("x").lower().replace("-", "")
+    member, customer = unique("M"), unique("cust").lower()
+    sku = unique("SKU")
+    published = [
+        orderq(
+            "publish",
+            "register-member",
+            "--key",
+            unique("r"),
+            "--member",
+            member,
+            "--name",
+            "Ada Lovelace",
+            "--email",
+            f"ada.{tag}@example.org",
+            "--phone",
+            "+44 (0)20 7946-0001",
+        ),
+        orderq(
+            "publish",
+            "upsert-product",
+            "--key",
+            unique("p"),
+            "--sku",
+            sku,
+            "--name",
+            "Mug",
+            "--price",
+            "1",
+        ),
+        orderq("publish", "restock", "--key", unique("s"), "--sku", sku, "--qty", "1"),
+    ]
+    order_key = unique("o")
+    published.append(
+        orderq(
+            "publish",
+            "place-order",
+            "--key",
+            order_key,
+            "--customer",
+            customer,
+            "--line",
+            f"{sku}:1",
+            "--customer-name",
+            f"Zoë Quartz{tag}",
+            "--customer-email",
+            f"zoe.{tag}@shop.test",
+            "--customer-phone",
+            "020 7946 0002",
+        )
+    )
+    assert [p.returncode for p in published] == [0, 0, 0, 0], [p.stderr for p in published]
+    assert await_outcome(engine, order_key).status == "succeeded"
+
+    members = orderq("search", "members", f"ada.{tag}@", "--json")
+    customers = orderq("search", "customers", f"zoe quartz{tag}", "--json")
+
+    try:
+        (found,) = json.loads(members.stdout)["results"]
+        assert (found["member"], found["phone"]) == (member, "+44 (0)20 7946-0001")
+        mine = [c for c in json.loads(customers.stdout)["results"] if c["customer"] == customer]
+        assert [(c["email"], c["phone"]) for c in mine] == [
+            (f"zoe.{tag}@shop.test", "020 7946 0002")
+        ]
+    finally:
+        soft_delete(engine, "members", "member_number", [member])

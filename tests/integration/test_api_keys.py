@@ -9,7 +9,8 @@ from sqlalchemy.exc import IntegrityError
 
 from orderq.http.api_keys import (
     ApiKeyError,
-    client_of,
+    Caller,
+    caller_of,
     create_api_key,
     list_api_keys,
     revoke_api_key,
@@ -50,10 +51,24 @@ def test_a_key_authenticates_its_client_until_revoked(engine):
     revoke_api_key(engine, first.key.id)
 
     with autocommit(engine) as connection:
-        assert client_of(connection, first.token) is None
-        assert client_of(connection, second.token) == client
-        assert client_of(connection, "oq_" + "x" * 43) is None
+        assert caller_of(connection, first.token) is None
+        assert caller_of(connection, second.token) == Caller(client, operator=False)
+        assert caller_of(connection, "oq_" + "x" * 43) is None
     assert [key.id for key in list_api_keys(engine, client)] == [second.key.id]
     assert len(list_api_keys(engine, client, include_revoked=True)) == 2
     with pytest.raises(ApiKeyError):
         create_api_key(engine, "Not OK")
+
+
+def test_an_operator_key_says_so_and_a_key_is_a_client_key_by_default(engine):
+    client = unique("ops").lower()
+    operator = create_api_key(engine, client, operator=True)
+    plain = create_api_key(engine, client)
+
+    with autocommit(engine) as connection:
+        assert caller_of(connection, operator.token) == Caller(client, operator=True)
+        assert caller_of(connection, plain.token) == Caller(client, operator=False)
+    listed = {key.id: key.as_dict()["operator"] for key in list_api_keys(engine, client)}
+    assert listed == {operator.key.id: True, plain.key.id: False}
+    insert_key(engine, client, token_digest(unique("t")))  # written without the column
+    assert [key.operator for key in list_api_keys(engine, client)][-1] is False

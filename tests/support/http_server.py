@@ -21,10 +21,12 @@ class ApiServer:
     """`orderq serve` on a free port, in its own process group (Granian's server and
     worker processes): `kill()` is a SIGKILL of the whole server."""
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, command: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_env = env or {}
+        #: how to start it (`--port=N` is added): `orderq serve`, or a wrapper of it
+        self.command = command or [sys.executable, "-m", "orderq.cli", "serve"]
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = scratch_file("api-", ".log")
         LOGS.register(
@@ -37,7 +39,7 @@ class ApiServer:
     def start(self, timeout: float = 60.0) -> ApiServer:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "orderq.cli", "serve", f"--port={self.port}"],
+            [*self.command, f"--port={self.port}"],
             cwd=PROJECT_ROOT,
             env={**os.environ, **self.extra_env},
             stdout=self._log,

@@ -137,6 +137,8 @@ def test_a_missing_required_option_is_named_in_one_line(path, info, callback):
 
 
 UPSERT = ["publish", "upsert-product", "--key", "k", "--sku", "A", "--name", "n"]
+REGISTER = ["publish", "register-member", "--key", "k", "--member", "M-1", "--name", "Ann"]
+PLACE = ["publish", "place-order", "--key", "k", "--customer", "c", "--line", "MUG-1:1"]
 
 
 @pytest.mark.parametrize(
@@ -156,6 +158,18 @@ UPSERT = ["publish", "upsert-product", "--key", "k", "--sku", "A", "--name", "n"
         ),
         (["orders", "list", "--status", "lost"], "error: --status 'lost' is not one of 'placed'"),
         (["orders", "show", "42"], "error: '42' is not an order number (like ORD-000042)"),
+        (
+            [*REGISTER, "--email", "ada.example.org"],
+            "error: --email 'ada.example.org' is not an e-mail address (like ada@example.org)",
+        ),
+        ([*REGISTER, "--phone", "call me"], "error: --phone 'call me' is not a phone number"),
+        ([*PLACE, "--customer-email", "x@"], "error: --customer-email 'x@' is not an e-mail"),
+        ([*PLACE, "--customer-phone", "12"], "error: --customer-phone '12' is not a phone number"),
+        (
+            [*PLACE, "--customer-name", "   "],
+            "error: --customer-name: string should have at least 1 character",
+        ),
+        ([*PLACE, "--customer-email", "a@b.c" * 60], "error: --customer-email: string should"),
         (["orders", "list", "--cursor", "x"], "error: --cursor 'x' is not a cursor printed by"),
         (["no-such-command"], "error: no such command 'no-such-command'; see orderq --help"),
         (["dead-letters", "list", "--type", "teleport"], "error: --type 'teleport' is not a"),
@@ -178,3 +192,18 @@ def test_no_arguments_shows_the_help():
 
     assert result.exit_code == 2
     assert "publish-file" in result.stdout and "Usage: orderq" in result.stdout
+
+
+def test_an_orders_cursor_printed_for_another_status_is_refused_before_any_server():
+    from datetime import UTC, datetime
+
+    from orderq.read.cursors import CursorCodec
+
+    placed = CursorCodec().encode("orders_in_status", {"status": "placed"}, [datetime.now(UTC), 7])
+
+    result = runner.invoke(app, ["orders", "list", "--status", "paid", "--cursor", placed])
+
+    assert result.exit_code == 2
+    line = _one_error_line(result)
+    assert "is not a cursor printed by orderq orders list --status paid" in line
+    assert line.endswith("the cursor belongs to the same listing with other filters")

@@ -112,6 +112,20 @@ def test_a_well_formed_command_is_accepted_with_checked_headers_and_its_own_body
     assert celery_request(verdict).args == [COMMAND]
 
 
+def test_the_w3c_trace_context_passes_so_the_task_continues_the_publishers_trace():
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    verdict = verdict_of(
+        headers(traceparent=parent, tracestate="rojo=00f067aa0ba902b7"), body(COMMAND)
+    )
+    forged = verdict_of(headers(traceparent="00-x\n2026-01-01 INFO forged"), body(COMMAND))
+
+    assert isinstance(verdict, Accepted) and isinstance(forged, Accepted)
+    assert verdict.headers["traceparent"] == parent
+    assert verdict.headers["tracestate"] == "rojo=00f067aa0ba902b7"
+    assert celery_request(verdict).request_dict["traceparent"] == parent
+    assert "traceparent" not in forged.headers  # not printable: left behind
+
+
 @pytest.mark.parametrize(
     ("message_headers", "message_body", "problem", "says", "key"),
     [

@@ -83,6 +83,11 @@ def test_the_install_without_the_extra_runs_and_never_imports_opentelemetry():
         "from worker.adapters import tracing\n"
         "app.start_tracing('orderq-worker')\n"
         "assert tracing.active() is None and tracing.current_trace_id() is None\n"
+        "assert tracing.context_carrier() is None\n"
+        "with tracing.continued({'traceparent': '00-' + '1' * 32 + '-' + '2' * 16 + '-01'}):\n"
+        "    pass\n"
+        # the relay's and the maintenance re-publisher's side of a stored context
+        "import orderq.http.relay, worker.service.maintenance.republish\n"
         "assert not [m for m in sys.modules if m.startswith('opentelemetry')]\n"
         "print('ok')\n"
     )

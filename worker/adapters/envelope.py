@@ -47,7 +47,9 @@ MAX_RETRIES_HEADER = 10_000
 MAX_ID_LENGTH = 255
 MAX_NAME_LENGTH = 200
 #: Optional protocol-2 headers passed on to Celery when they are short strings (logs and
-#: monitoring show them); everything else a message carries is left behind.
+#: monitoring show them; tracing continues the publisher's trace from the W3C trace
+#: context, which OpenTelemetry's extractor checks itself); everything else a message
+#: carries is left behind.
 PASSED_STRINGS = {
     "root_id": MAX_ID_LENGTH,
     "parent_id": MAX_ID_LENGTH,
@@ -55,9 +57,9 @@ PASSED_STRINGS = {
     "origin": MAX_NAME_LENGTH,
     "argsrepr": 1024,
     "kwargsrepr": 1024,
-    # W3C trace context (OpenTelemetry's Celery instrumentation carries it here): the
-    # task span continues the publisher's trace. The tracer parses and validates it.
-    "traceparent": 55,
+    # W3C trace context: `traceparent` is 55 characters in version 00; `tracestate`
+    # holds at most 32 list members, 512 characters are what every tracer must pass on
+    "traceparent": 128,
     "tracestate": 512,
 }
 #: Parts of a Celery body that make the worker publish further messages after the task.

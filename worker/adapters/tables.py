@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -131,6 +132,9 @@ command_deliveries = Table(
     # When the command was handed to the broker. NULL only for a command the HTTP
     # intake committed and its relay has not published yet (orderq/http/relay.py).
     Column("published_at", DateTime(timezone=True), server_default=func.now()),
+    # The W3C trace context (traceparent, tracestate) of the traced HTTP request that
+    # accepted the command: its relay publishes inside it, so the trace goes on.
+    Column("trace_context", JSONB),
     CheckConstraint(one_of("state", DeliveryState), name="state_allowed"),
     CheckConstraint("attempts >= 0", name="attempts_not_negative"),
     CheckConstraint("republished >= 0", name="republished_not_negative"),
@@ -187,6 +191,8 @@ api_keys = Table(
     Column("token_sha256", Text, nullable=False, unique=True),
     _created_at(),
     Column("revoked_at", DateTime(timezone=True)),
+    # may read operator data over HTTP (the ledger of every client)
+    Column("operator", Boolean, nullable=False, server_default=text("false")),
     # the same rule as orderq/http/api_keys.py CLIENT_NAME
     CheckConstraint("client ~ '^[a-z0-9][a-z0-9_.-]{0,31}$'", name="client_name"),
     CheckConstraint("length(token_sha256) = 64", name="token_sha256"),

@@ -17,12 +17,18 @@ What one process traces once configured:
 - one `db.transaction` span per transaction on a SQLAlchemy connection (BEGIN to the
   connection's return to the pool, so the COMMIT is inside it), current while it is
   open: the statements of a command's transaction nest under it.
+
+A command published later than the request that brought it (the HTTP intake commits
+it, a relay thread or maintenance publishes it) keeps the request's trace: the intake
+stores `context_carrier()` with the command, the publisher runs `with
+continued(carrier):`, and the publish span becomes a child of the request's span.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, event
@@ -39,6 +45,9 @@ log = logging.getLogger(__name__)
 
 EXTRA = "pip install 'orderq[tracing]'"
 _SPAN = "orderq.transaction_span"
+#: the most a stored trace context may hold (traceparent is 55 characters; tracestate
+#: at most 32 members; baggage, if a deployment propagates it, is bounded here)
+MAX_CARRIER_CHARACTERS = 4096
 
 
 def tracing_requested(settings: WorkerSettings) -> bool:
@@ -274,3 +283,38 @@ def annotate(attributes: dict[str, Any]) -> None:
     span = trace.get_current_span()
     if span.is_recording():
         span.set_attributes({k: v for k, v in attributes.items() if v is not None})
+
+
+def context_carrier() -> dict[str, str] | None:
+    """The current trace context as the configured propagators write it (W3C
+    `traceparent` and `tracestate` by default), to store with work done later; None
+    when tracing is off, no span is current, or it would be unreasonably large."""
+    if _active is None:
+        return None
+    from opentelemetry import propagate, trace
+
+    if not trace.get_current_span().get_span_context().is_valid:
+        return None
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    if not carrier or sum(len(k) + len(v) for k, v in carrier.items()) > MAX_CARRIER_CHARACTERS:
+        return None
+    return carrier
+
+
+@contextmanager
+def continued(carrier: Mapping[str, Any] | None) -> Iterator[None]:
+    """Run the block inside the trace context `carrier` holds (from `context_carrier`),
+    so the spans it starts — a publish — join that trace. A no-op when tracing is off or
+    there is no (valid) carrier: the block then starts its own trace, as before."""
+    if _active is None or not carrier:
+        yield
+        return
+    from opentelemetry import context, propagate
+
+    strings = {str(k): v for k, v in carrier.items() if isinstance(v, str)}
+    token = context.attach(propagate.extract(strings))
+    try:
+        yield
+    finally:
+        context.detach(token)

@@ -10,11 +10,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import APIRouter
-from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from orderq.http import openapi
+from orderq.http import openapi, paths  # noqa: F401  (paths: the `anytext` convertor)
 from orderq.http.body import read_bounded
 from orderq.http.idempotency import parse_idempotency_key, requested_wait
 from orderq.http.intake import bearer_token
@@ -27,21 +26,6 @@ from producers.outcomes import status_of
 
 router = APIRouter()
 
-
-class AnyKey(Convertor[str]):
-    """The rest of the path, whatever it holds: Starlette's `path` stops at a newline,
-    and a request for such a key must be a 404 like any other unknown key."""
-
-    regex = r"[\s\S]+"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("anykey", AnyKey())
 
 JSON_TYPES = ("application/json", "text/json")
 
@@ -109,7 +93,9 @@ async def submit(request: Request, command_type: str, from_path: tuple[str, ...]
     )
     command = submission.command
     if submission.created:
-        services.relay.submit(Accepted(command.key, command.task_name, command.message()))
+        services.relay.submit(
+            Accepted(command.key, command.task_name, command.message(), submission.trace_context)
+        )
     status = submission.status
     wait = requested_wait(headers.getlist("prefer"), settings.http_max_wait_seconds)
     if wait > 0 and not status.is_terminal:
@@ -186,7 +172,7 @@ async def unknown_command_type(request: Request, command_type: str) -> Response:
 
 
 @router.get(
-    "/v1/commands/{key:anykey}",
+    "/v1/commands/{key:anytext}",
     operation_id="command_status",
     summary="Where a command stands, by its Idempotency-Key",
     description=(

@@ -86,6 +86,32 @@ def test_the_ledger_by_outcome_and_time(reader, runner):
     assert refused.key not in [r["key"] for r in succeeded]
 
 
+def test_a_window_left_to_its_default_stays_the_same_window_page_after_page(reader, runner):
+    """No since/until: the first page fixes the window (the last `days` up to now) and
+    the cursor keeps it, so the clock moving between pages never refuses the cursor."""
+    sku = new_product(runner, stock=10, price_cents=1000)
+    numbers = [place(runner, unique("c"), [(sku, 2)]) for _ in range(3)]
+
+    first = reader.orders_over_total("placed", None, None, 1500, limit=1)
+    seen, cursor = list(first.results), first.next_cursor
+    while cursor is not None:
+        page = reader.orders_over_total("placed", None, None, 1500, MAX_LIMIT, cursor)
+        seen, cursor = seen + page.results, page.next_cursor
+    ledger, cursor = [], None
+    for _ in range(3):  # the ledger's default window (one day) likewise
+        page = reader.ledger("succeeded", limit=2, cursor=cursor)
+        ledger, cursor = ledger + page.results, page.next_cursor
+        if cursor is None:
+            break
+
+    found = [row["order_number"] for row in seen]
+    assert found[0] == numbers[-1]
+    assert len(set(found)) == len(found) and set(numbers) <= set(found)
+    assert len(ledger) == len({entry["key"] for entry in ledger}) >= 3
+    with pytest.raises(InvalidCursor, match="other filters"):  # another default window
+        reader.orders_over_total("placed", None, None, 1500, 1, first.next_cursor, days=2)
+
+
 def test_the_hot_report_sums_items_keeps_orders_above_the_threshold_newest_first(
     reader, runner, engine
 ):

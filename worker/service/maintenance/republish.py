@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from producers.commands import COMMANDS_BY_TYPE
+from worker.adapters import tracing
 from worker.adapters.stuck_commands import (
     StuckCommand,
     UnpublishedCommand,
@@ -40,7 +41,9 @@ def republish_stuck(
 
     def send(command: StuckCommand | UnpublishedCommand) -> None:
         task_name = COMMANDS_BY_TYPE[command.command_type].task_name
-        send_command(task_name, command.key, command.payload)
+        # inside the accepting HTTP request's trace, when it was traced
+        with tracing.continued(command.trace_context):
+            send_command(task_name, command.key, command.payload)
 
     def body(report: RunReport) -> None:
         report.set(published=0, republished=0, more=False)
