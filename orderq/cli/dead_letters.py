@@ -13,7 +13,7 @@ from rich.table import Table
 
 from orderq.admin.dead_letters import DeadLetter, DeadLetterError, DeadLetters
 from orderq.cli.console import FAILED, attempt, console, operator_for, settings_or_fail
-from orderq.cli.values import parse_command_type, seconds, whole_number
+from orderq.cli.values import parse_command_type, wait_option, whole_number
 from producers.database import build_engine
 from producers.outcomes import wait_for
 from producers.publisher import Publisher
@@ -118,15 +118,7 @@ def show(key: KeyArgument, as_json: JsonOption = False) -> None:
 @dead_letters_app.command("replay")
 def replay(
     key: KeyArgument,
-    wait: Annotated[
-        float,
-        typer.Option(
-            "--wait",
-            parser=seconds(0),
-            metavar="SECONDS",
-            help="Wait up to SECONDS for the new outcome.",
-        ),
-    ] = 0.0,
+    wait: Annotated[float, wait_option("Wait up to SECONDS for the new outcome.")] = 0.0,
 ) -> None:
     """Publish failed command KEY again with fresh attempts (same key: still runs once)."""
     settings = settings_or_fail()

@@ -17,6 +17,15 @@ list_app = typer.Typer(
 )
 Since = Annotated[str | None, typer.Option("--since", help="From this date/time (UTC).")]
 Until = Annotated[str | None, typer.Option("--until", help="Up to this date/time (UTC).")]
+Days = Annotated[
+    float,
+    typer.Option(
+        "--days",
+        parser=decimal_number(0.0001, unit="days"),
+        metavar="DAYS",
+        help="Window without --since.",
+    ),
+]
 
 
 @list_app.command("customer-orders")
@@ -86,15 +95,7 @@ def ledger(
     status: Annotated[str, typer.Option("--status", help="succeeded or rejected")],
     since: Since = None,
     until: Until = None,
-    days: Annotated[
-        float,
-        typer.Option(
-            "--days",
-            parser=decimal_number(0.0001, unit="days"),
-            metavar="DAYS",
-            help="Window without --since.",
-        ),
-    ] = 1,
+    days: Days = 1,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     as_json: AsJson = False,
@@ -129,15 +130,7 @@ def big_orders(
     ],
     since: Since = None,
     until: Until = None,
-    days: Annotated[
-        float,
-        typer.Option(
-            "--days",
-            parser=decimal_number(0.0001, unit="days"),
-            metavar="DAYS",
-            help="Window without --since.",
-        ),
-    ] = 7,
+    days: Days = 7,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     as_json: AsJson = False,

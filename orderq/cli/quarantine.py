@@ -20,7 +20,7 @@ from orderq.admin.quarantine import (
     safe_text,
 )
 from orderq.cli.console import attempt, console, operator_for, resolved_settings
-from orderq.cli.values import seconds, whole_number
+from orderq.cli.values import wait_option, whole_number
 from producers.database import build_engine
 from producers.outcomes import wait_for
 from producers.publisher import Publisher
@@ -199,15 +199,7 @@ def replay(
     by: Annotated[
         str | None, typer.Option("--by", help="Who decided (default: your user name).")
     ] = None,
-    wait: Annotated[
-        float,
-        typer.Option(
-            "--wait",
-            parser=seconds(0),
-            metavar="SECONDS",
-            help="Wait up to SECONDS for the outcome.",
-        ),
-    ] = 0.0,
+    wait: Annotated[float, wait_option("Wait up to SECONDS for the outcome.")] = 0.0,
 ) -> None:
     """Publish the command a quarantined message carried, in a repaired message.
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from orderq.cli.console import FAILED, console, describe_failure, fail, resolved_settings
-from orderq.cli.values import seconds
+from orderq.cli.values import wait_option
 from producers.database import build_engine
 from producers.outcomes import CommandStatus, lookup, wait_for
 
@@ -45,15 +45,7 @@ def _render(status: CommandStatus) -> None:
 
 def status(
     key: Annotated[str, typer.Argument(metavar="KEY", help="The idempotency key to look up.")],
-    wait: Annotated[
-        float,
-        typer.Option(
-            "--wait",
-            parser=seconds(0),
-            metavar="SECONDS",
-            help="Wait up to SECONDS for a final outcome.",
-        ),
-    ] = 0.0,
+    wait: Annotated[float, wait_option("Wait up to SECONDS for a final outcome.")] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show the outcome of KEY: unknown, queued, running, succeeded, rejected or failed.

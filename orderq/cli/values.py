@@ -11,6 +11,7 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import typer
 from pydantic import TypeAdapter, ValidationError
 
 from producers.commands import (
@@ -175,6 +176,11 @@ def seconds(minimum: float | None = 0, maximum: float | None = None) -> Callable
     """A parser for a duration option: '2.5' -> 2.5, else "'soon' is not a number of
     seconds"."""
     return decimal_number(minimum, maximum, unit="seconds")
+
+
+def wait_option(help: str) -> Any:
+    """`--wait SECONDS` (0 or more): how long a command waits for an outcome."""
+    return typer.Option("--wait", parser=seconds(0), metavar="SECONDS", help=help)
 
 
 def parse_command_type(value: Any) -> str:
