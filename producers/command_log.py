@@ -98,6 +98,16 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """One key of a batch: what `count_attempts` and `claim_many` record for it."""
+
+    key: str
+    command_type: str
+    fingerprint: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class DeliveryRecord:
     """A key's row in the delivery log, as an operator sees it."""
 
@@ -366,6 +376,57 @@ _COUNT_ATTEMPT = f"""
            decided.status, decided.result, decided.reason, counted.age
     FROM counted LEFT JOIN decided ON true
 """
+# The same for a batch of distinct keys in one statement, in key order: two batches
+# that share keys lock their delivery rows in the same order, so they cannot deadlock.
+_COUNT_ATTEMPTS = f"""
+    WITH batch AS (
+        SELECT * FROM unnest(%(keys)s::text[], %(types)s::text[], %(fingerprints)s::text[],
+                             %(payloads)s::jsonb[])
+            AS b(idempotency_key, command_type, fingerprint, payload)
+    ), decided AS (
+        SELECT l.idempotency_key, l.command_type, l.fingerprint, l.status, l.result, l.reason
+        FROM command_ledger l JOIN batch USING (idempotency_key)
+        WHERE l.status IN ({_DECIDED})
+    ), counted AS (
+        INSERT INTO command_deliveries AS d
+            (idempotency_key, command_type, fingerprint, payload, state, attempts, deliveries)
+        SELECT idempotency_key, command_type, fingerprint, payload,
+               '{DeliveryState.RUNNING}', 1, 1
+        FROM batch ORDER BY idempotency_key
+        ON CONFLICT (idempotency_key) DO UPDATE SET
+            deliveries = d.deliveries + 1,
+            attempts = CASE
+                WHEN d.state IN ({_DEAD})
+                  OR EXISTS (SELECT FROM decided WHERE decided.idempotency_key = d.idempotency_key)
+                THEN d.attempts ELSE d.attempts + 1 END,
+            state = CASE WHEN d.state = '{DeliveryState.QUEUED}'
+                         THEN '{DeliveryState.RUNNING}' ELSE d.state END,
+            updated_at = now()
+        RETURNING d.idempotency_key, d.attempts, d.state,
+                  coalesce(d.discard_reason, d.last_error) AS error,
+                  extract(epoch FROM now() - d.created_at)::float8 AS age
+    )
+    SELECT counted.idempotency_key, counted.attempts, counted.state, counted.error,
+           decided.command_type, decided.fingerprint,
+           decided.status, decided.result, decided.reason, counted.age
+    FROM counted LEFT JOIN decided USING (idempotency_key)
+"""
+# Claim a batch's keys in one statement, in key order (the global lock order of the
+# ledger's unique index); the keys it returns are claimed, the others are read back.
+_CLAIM_MANY = f"""
+    INSERT INTO command_ledger (idempotency_key, command_type, fingerprint, status)
+    SELECT idempotency_key, command_type, fingerprint, '{LedgerStatus.PROCESSING}'
+    FROM unnest(%(keys)s::text[], %(types)s::text[], %(fingerprints)s::text[])
+        AS b(idempotency_key, command_type, fingerprint)
+    ORDER BY idempotency_key
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING idempotency_key
+"""
+_RELEASE_CLAIM = f"""
+    DELETE FROM command_ledger
+    WHERE idempotency_key = %s AND status = '{LedgerStatus.PROCESSING}'
+"""
+_FIND_MANY = f"SELECT {_LEDGER_COLUMNS} FROM command_ledger WHERE idempotency_key = ANY(%s)"
 _RECORD_ERROR = """
     UPDATE command_deliveries SET last_error = %s, updated_at = now()
     WHERE idempotency_key = %s
@@ -611,6 +672,34 @@ class CommandLog:
             return LedgerEntry(*row[1:])
         return self.find(key)  # committed while we waited: outside the first snapshot
 
+    def claim_many(self, claims: Sequence[Claim]) -> dict[str, LedgerEntry | None]:
+        """`claim` for a batch of distinct keys in one statement (locks in key order).
+
+        Every key maps to None (claimed by this transaction) or to the entry another
+        delivery committed.
+        """
+        ordered = sorted(claims, key=lambda claim: claim.key)
+        rows = self._all(
+            _CLAIM_MANY,
+            {
+                "keys": [claim.key for claim in ordered],
+                "types": [claim.command_type for claim in ordered],
+                "fingerprints": [claim.fingerprint for claim in ordered],
+            },
+        )
+        claimed = {row[0] for row in rows}
+        taken = [claim.key for claim in ordered if claim.key not in claimed]
+        found = {}
+        if taken:
+            found = {row[0]: LedgerEntry(*row) for row in self._all(_FIND_MANY, (taken,))}
+        if len(found) != len(taken):  # purged between the two statements
+            raise LookupError(f"ledger rows gone while claiming: {sorted(set(taken) - set(found))}")
+        return {claim.key: found.get(claim.key) for claim in ordered}
+
+    def release_claim(self, key: str) -> None:
+        """Remove this transaction's claim on `key` (its command was not decided)."""
+        self.connection.execute(_RELEASE_CLAIM, (key,))
+
     def find(self, key: str) -> LedgerEntry | None:
         row = self._one(_FIND, (key,))
         return LedgerEntry(*row) if row else None
@@ -651,6 +740,42 @@ class CommandLog:
             else None
         )
         return Attempt(attempts, state, error, decided, age)
+
+    def count_attempts_statement(self, claims: Sequence[Claim]) -> tuple[str, dict[str, Any]]:
+        """The statement counting an attempt for each of a batch's distinct keys (key
+        order), for the caller to send in its own transaction; `read_attempts` reads
+        its rows."""
+        ordered = sorted(claims, key=lambda claim: claim.key)
+        return _COUNT_ATTEMPTS, {
+            "keys": [claim.key for claim in ordered],
+            "types": [claim.command_type for claim in ordered],
+            "fingerprints": [claim.fingerprint for claim in ordered],
+            "payloads": [Jsonb(claim.payload) for claim in ordered],
+        }
+
+    @staticmethod
+    def read_attempts(rows: Iterable[Sequence[Any]]) -> dict[str, Attempt]:
+        """Each key's `Attempt`, from the rows of `count_attempts_statement`."""
+        attempts = {}
+        for (
+            key,
+            number,
+            state,
+            error,
+            ledger_type,
+            fingerprint,
+            status,
+            result,
+            reason,
+            age,
+        ) in rows:
+            decided = (
+                LedgerEntry(key, ledger_type, fingerprint, status, result, reason)
+                if status is not None
+                else None
+            )
+            attempts[key] = Attempt(number, state, error, decided, age)
+        return attempts
 
     def record_error(self, key: str, error: str) -> None:
         """Remember the latest failure of a key that will be retried."""

@@ -42,6 +42,14 @@ class WorkerSettings(ProducerSettings):
     task_soft_time_limit_seconds: PositiveInt = 100
     # Celery task events (see celery_config.py): Flower turns them on while it runs
     task_events: bool = False
+    # Batched delivery and group commit (worker/entrypoints/batching.py): a pool process
+    # decides up to this many commands in one transaction, each in its own savepoint.
+    # 1 turns batching off (one task, one transaction per message).
+    batch_max_size: PositiveInt = 32
+    # How long a batch may wait for company once a pool process is free. 0: never —
+    # a batch is whatever arrived while the pool was busy, so a lone command at low
+    # load is dispatched at once and batches grow only with the load.
+    batch_max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
 
     # -- contacts -------------------------------------------------------------------------
     # The country (ISO 3166 code, e.g. "GB") of phone numbers written nationally

@@ -7,11 +7,12 @@ was killed. The statements themselves live in `producers.command_log`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Engine
 
-from producers.command_log import Attempt, CommandLog
+from producers.command_log import Attempt, Claim, CommandLog
 from producers.database import autocommit
 
 
@@ -31,6 +32,26 @@ class DeliveryLog:
         """
         with autocommit(self.engine) as connection:
             return CommandLog(connection).count_attempt(key, command_type, fingerprint, payload)
+
+    def record_attempts(self, claims: Sequence[Claim]) -> dict[str, Attempt]:
+        """`record_attempt` for a batch of distinct keys: one statement, one round trip,
+        committed asynchronously (`synchronous_commit = off` for this transaction only).
+
+        An asynchronous commit is visible to every other session at once, so a worker
+        killed after it still finds the attempt counted. Only a crash of PostgreSQL
+        itself can lose it (the last few hundred milliseconds of such commits), and then
+        every command transaction that had not committed is lost with it: a business
+        commit flushes the WAL up to its own commit record, which lies after this one.
+        docs/reliability.md has the whole argument.
+        """
+        with autocommit(self.engine) as connection, connection.pipeline() as pipeline:
+            connection.execute("BEGIN")
+            connection.execute("SET LOCAL synchronous_commit TO off")
+            log = CommandLog(connection)
+            cursor = connection.execute(*log.count_attempts_statement(claims))
+            connection.execute("COMMIT")
+            pipeline.sync()
+            return log.read_attempts(cursor.fetchall())
 
     def record_error(self, key: str, error: str) -> None:
         """Remember the latest failure of a key that will be retried."""

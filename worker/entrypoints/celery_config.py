@@ -21,9 +21,10 @@ def celery_config(settings: WorkerSettings) -> dict[str, Any]:
         # worker would loop forever, except that attempts are counted in the database
         # before each run and the command is dead-lettered after `max_attempts`.
         "task_reject_on_worker_lost": True,
-        # Each process reserves one message at a time: nothing sits unacked behind a
-        # long command, and a crash strands at most the message being worked on.
-        "worker_prefetch_multiplier": 1,
+        # Without batching each process reserves one message at a time. With it, a
+        # process's next batch gathers while its current one runs: up to a batch per
+        # process is reserved (unacked — a crash redelivers all of them).
+        "worker_prefetch_multiplier": settings.batch_max_size,
         # JSON only: commands are a documented cross-language contract, never pickles.
         "task_serializer": "json",
         "result_serializer": "json",

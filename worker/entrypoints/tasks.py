@@ -39,10 +39,20 @@ def _finish(task: Task, result: Result) -> dict[str, Any]:
     return result.as_dict()
 
 
+# With batching on, a command task's messages go to the pool in batches
+# (worker/entrypoints/batching.py); the task body below still serves the messages that
+# take Celery's one-task path (ETAs, expiry times, their own time limits).
+_BATCHING: dict[str, Any] = (
+    {"Strategy": "worker.entrypoints.batching:batching_strategy"}
+    if app.settings.batch_max_size > 1
+    else {}
+)
+
+
 def _command_task(command_type: str, task_name: str) -> Task:
     # *args/**kwargs: a message with the wrong argument shape is an invalid command
     # with an answer, not a TypeError that Celery would log and throw away.
-    @app.task(name=task_name, bind=True, max_retries=None)
+    @app.task(name=task_name, bind=True, max_retries=None, **_BATCHING)
     def run_command(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
         retries = self.request.retries
         return _finish(self, runner().run_arguments(args, kwargs, command_type, retries))

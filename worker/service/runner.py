@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from producers.command_log import Attempt
 from producers.commands import (
     COMMANDS_BY_TASK,
     Command,
@@ -100,11 +101,11 @@ class CommandRunner:
         the database cannot count attempts itself.
         """
         delivery = Delivery(expected_type)
-        return self._observed(delivery, self._run(message, expected_type, retries, delivery))
+        return self.observed(delivery, self._run(message, expected_type, retries, delivery))
 
     def _run(self, message: Any, expected_type: str, retries: int, delivery: Delivery) -> Result:
         try:
-            command = self._parse(message, expected_type)
+            command = self.parse(message, expected_type)
         except InvalidCommand as invalid:
             return self._reject_invalid(message, invalid, retries)
         try:
@@ -113,9 +114,19 @@ class CommandRunner:
             )
         except Exception as error:
             return self._bookkeeping_failed(command.key, "count an attempt of", error, retries)
+        settled = self.settle_counted(command, attempt, delivery, retries)
+        if isinstance(settled, CommandContext):
+            return self.attempt(command, settled, retries)
+        return settled
+
+    def settle_counted(
+        self, command: Command, attempt: Attempt, delivery: Delivery, retries: int
+    ) -> Result | CommandContext:
+        """What a counted attempt leads to: an answer without running the command
+        (a duplicate, a dead letter, attempts used up), or the context to run it in."""
         if attempt.decided is not None:
             # A duplicate of a decided key: its outcome, no attempt used, nothing run.
-            return self._noted(command, replay(attempt.decided, command.fingerprint()))
+            return self.noted(command, replay(attempt.decided, command.fingerprint()))
         if attempt.is_dead:
             # A dead letter is not run again until an operator replays it: its stored failure.
             error = attempt.error or f"{command.key} is {attempt.state}"
@@ -137,7 +148,7 @@ class CommandRunner:
             if attempt.error:
                 died += f"; last error: {attempt.error}"
             return self._give_up(command, ctx, died, retries)
-        return self._attempt(command, ctx, retries)
+        return ctx
 
     def run_arguments(
         self, args: Sequence[Any], kwargs: Mapping[str, Any], expected_type: str, retries: int = 0
@@ -157,7 +168,7 @@ class CommandRunner:
             f"{len(args)} positional and {len(kwargs)} keyword argument(s)"
         )
         invalid = InvalidCommand(problem, key_of(candidate))
-        return self._observed(
+        return self.observed(
             Delivery(expected_type), self._reject_invalid(candidate, invalid, retries)
         )
 
@@ -202,9 +213,9 @@ class CommandRunner:
         known = ", ".join(sorted(COMMANDS_BY_TASK))
         problem = f"task: no command is sent to task {str(task_name)[:200]!r} (known: {known})"
         invalid = InvalidCommand(problem, key_of(message))
-        return self._observed(Delivery("unknown"), self._reject_invalid(message, invalid, retries))
+        return self.observed(Delivery("unknown"), self._reject_invalid(message, invalid, retries))
 
-    def _observed(self, delivery: Delivery, result: Result) -> Result:
+    def observed(self, delivery: Delivery, result: Result) -> Result:
         if delivery.key is None and isinstance(result, Outcome):
             delivery.key = result.key
         self.observer.finished(delivery, result)
@@ -212,11 +223,11 @@ class CommandRunner:
 
     # -- the normal path ------------------------------------------------------------------
 
-    def _parse(self, message: Any, expected_type: str) -> Command:
+    def parse(self, message: Any, expected_type: str) -> Command:
         check_message(message, self.settings.max_payload_bytes)  # before any field is read
         return parse_command(message, expected_type)
 
-    def _new_uow(self) -> UnitOfWork:
+    def new_uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)
 
     def _stored_outcome(self, command: Command) -> Outcome | None:
@@ -228,7 +239,7 @@ class CommandRunner:
         handler = handler_for(command)
         recovery = recovery_for(command)
         return execute(
-            self._new_uow,
+            self.new_uow,
             ctx,
             command.type,
             command.fingerprint(),
@@ -236,7 +247,7 @@ class CommandRunner:
             recover=(lambda uow: recovery(command, uow)) if recovery else None,
         )
 
-    def _noted(self, command: Command, outcome: Outcome) -> Outcome:
+    def noted(self, command: Command, outcome: Outcome) -> Outcome:
         """`outcome`, after remembering a refused reuse of the key (best effort)."""
         if outcome.status == "rejected" and outcome.reason == IdempotencyKeyReused.reason:
             try:
@@ -249,11 +260,11 @@ class CommandRunner:
             )
         return outcome
 
-    def _attempt(self, command: Command, ctx: CommandContext, retries: int) -> Result:
+    def attempt(self, command: Command, ctx: CommandContext, retries: int) -> Result:
         replayed_duplicate = False
         while True:
             try:
-                return self._noted(command, self._execute(command, ctx))
+                return self.noted(command, self._execute(command, ctx))
             except Exception as error:
                 kind = classify(error)
                 if kind is ErrorKind.DUPLICATE and not replayed_duplicate:
@@ -292,11 +303,16 @@ class CommandRunner:
             )
         if ctx.attempt >= limit:
             return self._give_up(command, ctx, f"{kind} error: {description}", retries)
-        try:
-            self.deliveries.record_error(ctx.key, f"{kind}: {description}")
-        except Exception:  # best effort: the retry is what matters
-            log.warning("could not record the error of %s", ctx.key)
+        self.note_error(ctx.key, error, kind)
         return RetryLater(self._backoff(ctx.attempt), description)
+
+    def note_error(self, key: str, error: Exception, kind: ErrorKind | None = None) -> None:
+        """Remember `error` as the key's latest failure (best effort: the retry is what
+        matters)."""
+        try:
+            self.deliveries.record_error(key, f"{kind or classify(error)}: {describe(error)}")
+        except Exception:
+            log.warning("could not record the error of %s", key)
 
     def _give_up(self, command: Command, ctx: CommandContext, error: str, retries: int) -> Result:
         """Replay an outcome if one exists, else dead-letter the command as `failed`."""
@@ -336,7 +352,7 @@ class CommandRunner:
 
         ctx = CommandContext(key, self.loan_policy, 1, self.failpoints, self.settings.phone_region)
         try:
-            return execute(self._new_uow, ctx, command_type, fingerprint, refuse)
+            return execute(self.new_uow, ctx, command_type, fingerprint, refuse)
         except Exception as error:
             return self._bookkeeping_failed(key, "store the rejection of", error, retries)
 

@@ -40,13 +40,24 @@ class UnitOfWork:
 
     connection: Connection
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+    def __init__(
+        self, session_factory: sessionmaker[Session], joined: Connection | None = None
+    ) -> None:
         self._session_factory = session_factory
         self._engine: Engine = session_factory.kw["bind"]
+        self._joined = joined
+
+    def joined(self) -> UnitOfWork:
+        """A unit for one command of a batch: this unit's connection and transaction,
+        its own repositories and ORM session; it never commits (the batch does)."""
+        return UnitOfWork(self._session_factory, joined=self.connection)
 
     def __enter__(self) -> Self:
-        self.connection = self._engine.connect()
-        self.connection.begin()
+        if self._joined is not None:
+            self.connection = self._joined
+        else:
+            self.connection = self._engine.connect()
+            self.connection.begin()
         self.sql = Sql(self.connection)
         self.ledger = CommandLog(self.sql.connection)
         self.products = ProductRepository(self.sql)
@@ -55,6 +66,12 @@ class UnitOfWork:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
+        if self._joined is not None:
+            if "session" in self.__dict__:
+                if exc_info[0] is None:
+                    self.session.commit()  # releases its savepoint; the batch commits
+                self.session.close()  # rolls back its savepoint if still open
+            return
         try:
             if "session" in self.__dict__:
                 self.session.close()
@@ -65,7 +82,10 @@ class UnitOfWork:
     @cached_property
     def session(self) -> Session:
         """The ORM session for the loan repositories, in this unit's transaction."""
-        return self._session_factory(bind=self.connection, join_transaction_mode="rollback_only")
+        # In a batch the session works in a savepoint of its own, so an error in its
+        # flush undoes only its command's changes, never the batch's transaction.
+        mode = "create_savepoint" if self._joined is not None else "rollback_only"
+        return self._session_factory(bind=self.connection, join_transaction_mode=mode)
 
     @cached_property
     def clock(self) -> LibraryClock:
@@ -100,6 +120,16 @@ class UnitOfWork:
         if "session" in self.__dict__:
             self.session.flush()
 
+    def savepoint(self) -> None:
+        """Mark the point `rollback_to_savepoint` returns to (one command of a batch)."""
+        self.sql.execute("SAVEPOINT command")
+
+    def rollback_to_savepoint(self) -> None:
+        """Undo everything since the last `savepoint`, keeping what came before."""
+        self.sql.execute("ROLLBACK TO SAVEPOINT command")
+
     def commit(self) -> None:
+        if self._joined is not None:
+            raise RuntimeError("a command of a batch does not commit; its batch does")
         self.flush()
         self.connection.commit()

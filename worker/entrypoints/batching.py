@@ -1,0 +1,232 @@
+"""Batched delivery: the command tasks' strategy gathers messages into batches.
+
+Celery hands every message of a command task to its task's *strategy*, in the
+worker's main process, after the guard (consumer.py) accepted it. This strategy keeps
+the message (unacknowledged) in the consumer's `Batcher` instead of making one pool
+job of it. The batcher sends a batch to the pool whenever a pool process is free:
+
+- at low load a lone command goes out at once, in a batch of one — nothing waits for
+  company unless `ORDERQ_BATCH_MAX_WAIT_MS` asks for it;
+- under load, while every pool process is busy, the messages that arrive pile up and
+  leave together as the next batch (up to `ORDERQ_BATCH_MAX_SIZE`): batches grow with
+  the load, like a database's group commit.
+
+In the pool process `run_batch` decides the batch in one transaction
+(worker/service/batch.py) and publishes the retries it decides on, as Celery's own
+retry does. Back in the main process the messages are acknowledged — only now, after
+the commit — or, where a retry could not be published, returned to the queue. A batch
+whose process dies (SIGKILL, OOM, the hard time limit) returns all its messages to the
+queue: they are redelivered and decided once, their attempts counted as always.
+
+A message that asks for something a batch does not do — an ETA or countdown, an expiry
+time, its own time limits — takes Celery's ordinary path, one task at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+from time import monotonic
+from typing import Any
+
+from celery.worker.strategy import default as default_strategy
+
+from producers.commands import COMMANDS_BY_TASK
+from worker.entrypoints.celery_app import app
+from worker.service.batch import BatchItem, BatchRunner
+from worker.service.runner import RetryLater
+
+log = logging.getLogger(__name__)
+
+ACK = "ack"
+REQUEUE = "requeue"
+#: headers a message of the batch path may carry through to its retry
+_TRACE_HEADERS = ("traceparent", "tracestate")
+
+
+@dataclass
+class Waiting:
+    """A message kept unacknowledged until its batch is decided."""
+
+    message: Any
+    job: dict[str, Any]
+    since: float
+
+
+class Batcher:
+    """The main process's buffer of command messages and its batches in the pool."""
+
+    def __init__(self, consumer: Any) -> None:
+        settings = app.settings
+        self.consumer = consumer
+        self.errors = tuple(consumer.connection_errors)
+        self.max_size = settings.batch_max_size
+        self.max_wait = settings.batch_max_wait_ms / 1000
+        self.time_limit = settings.task_time_limit_seconds
+        self.soft_time_limit = settings.task_soft_time_limit_seconds
+        self.waiting: deque[Waiting] = deque()
+        self.in_flight = 0
+        self._timer: Any = None
+
+    @property
+    def capacity(self) -> int:
+        """Batches that may run at once: one per pool process."""
+        processes = getattr(self.consumer.pool, "num_processes", None)
+        return max(1, int(processes or self.consumer.controller.concurrency))
+
+    def add(self, message: Any, job: dict[str, Any]) -> None:
+        self.waiting.append(Waiting(message, job, monotonic()))
+        self.dispatch()
+
+    def dispatch(self) -> None:
+        """Send batches to free pool processes (see the module docstring)."""
+        while self.waiting and self.in_flight < self.capacity:
+            if self.max_wait and len(self.waiting) < self.max_size:
+                due = self.waiting[0].since + self.max_wait
+                if monotonic() < due:
+                    self._wake_at(due)
+                    return
+            batch = [self.waiting.popleft() for _ in range(min(self.max_size, len(self.waiting)))]
+            self._send(batch)
+
+    def _wake_at(self, due: float) -> None:
+        if self._timer is None:
+            delay = max(0.0, due - monotonic())
+            self._timer = self.consumer.timer.call_after(delay, self._woken, priority=6)
+
+    def _woken(self) -> None:
+        self._timer = None
+        self.dispatch()
+
+    def _send(self, batch: list[Waiting]) -> None:
+        self.in_flight += 1
+        try:
+            self.consumer.pool.apply_async(
+                run_batch,
+                args=([waiting.job for waiting in batch],),
+                callback=lambda verdicts: self._done(batch, verdicts),
+                error_callback=lambda error, *_: self._lost(batch, error),
+                soft_timeout=self.soft_time_limit,
+                timeout=self.time_limit,
+            )
+        except Exception as error:
+            self._lost(batch, error)
+
+    def _done(self, batch: list[Waiting], verdicts: Any) -> None:
+        self.in_flight -= 1
+        if not isinstance(verdicts, list) or len(verdicts) != len(batch):
+            log.error("a batch returned %r; returning its messages to the queue", verdicts)
+            verdicts = [REQUEUE] * len(batch)
+        for waiting, verdict in zip(batch, verdicts, strict=True):
+            _settle(waiting.message, verdict != ACK, self.errors)
+        self.dispatch()
+
+    def _lost(self, batch: list[Waiting], error: Any) -> None:
+        self.in_flight -= 1
+        log.warning(
+            "a batch of %s messages did not finish (%s); returning them to the queue",
+            len(batch),
+            error,
+        )
+        for waiting in batch:
+            _settle(waiting.message, True, self.errors)
+        self.dispatch()
+
+
+def _settle(message: Any, requeue: bool, errors: tuple[type[BaseException], ...]) -> None:
+    if requeue:
+        message.reject_log_error(log, errors, requeue=True)
+    else:
+        message.ack_log_error(log, errors)
+
+
+def batcher_of(consumer: Any) -> Batcher:
+    """The consumer's one batcher, shared by every command task."""
+    batcher = getattr(consumer, "orderq_batcher", None)
+    if batcher is None:
+        batcher = consumer.orderq_batcher = Batcher(consumer)
+    return batcher
+
+
+def goes_alone(headers: dict[str, Any]) -> bool:
+    """A message that asks for what only Celery's one-task path does."""
+    limits = headers.get("timelimit") or (None, None)
+    return bool(
+        headers.get("eta") or headers.get("expires") or any(limit is not None for limit in limits)
+    )
+
+
+def batching_strategy(task: Any, app: Any, consumer: Any, **options: Any) -> Any:
+    """The strategy of a command task (selected by its `Strategy` attribute)."""
+    alone = default_strategy(task, app, consumer, **options)
+    batcher = batcher_of(consumer)
+    command_type = COMMANDS_BY_TASK[task.name].model_fields["type"].default
+
+    def handle(message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **kw: Any) -> Any:
+        headers = getattr(message, "headers", None)
+        payload = getattr(message, "payload", None)
+        if not isinstance(headers, dict) or not isinstance(payload, tuple) or goes_alone(headers):
+            return alone(message, body, ack, reject, callbacks, **kw)
+        args, kwargs, _ = payload
+        info = getattr(message, "delivery_info", None) or {}
+        job = {
+            "task": task.name,
+            "command_type": command_type,
+            "args": list(args),
+            "kwargs": dict(kwargs),
+            "retries": headers.get("retries") or 0,
+            "id": headers.get("id"),
+            "queue": info.get("routing_key") or app.settings.command_queue,
+            "headers": {name: headers[name] for name in _TRACE_HEADERS if name in headers},
+        }
+        batcher.add(message, job)
+        return None
+
+    return handle
+
+
+# -- in the pool process ------------------------------------------------------------------
+
+
+def run_batch(jobs: list[dict[str, Any]]) -> list[str]:
+    """Decide a batch (one transaction) and publish its retries; one verdict per job:
+    `ack` (decided, or its retry is published) or `requeue`."""
+    runner = app.services.runner
+    items = [
+        BatchItem(job["command_type"], job["args"], job["kwargs"], int(job["retries"]))
+        for job in jobs
+    ]
+    try:
+        results = BatchRunner(runner).run(items)
+    except Exception:  # a bug in the batch path: the single path never raises
+        log.exception("the batch path failed; deciding its commands one by one")
+        results = [
+            runner.run_arguments(item.args, item.kwargs, item.command_type, item.retries)
+            for item in items
+        ]
+    return [
+        _publish_retry(job, result) if isinstance(result, RetryLater) else ACK
+        for job, result in zip(jobs, results, strict=True)
+    ]
+
+
+def _publish_retry(job: dict[str, Any], retry: RetryLater) -> str:
+    """Send the message again to run after `retry.countdown`, as `task.retry` does."""
+    try:
+        app.send_task(
+            job["task"],
+            args=job["args"],
+            kwargs=job["kwargs"],
+            countdown=retry.countdown,
+            task_id=job["id"],
+            retries=int(job["retries"]) + 1,
+            queue=job["queue"],
+            headers=job["headers"],
+            retry=True,
+        )
+    except Exception as error:  # the broker is away: back to the queue, counted anyway
+        log.warning("could not publish the retry of %s (%s); requeueing it", job["id"], error)
+        return REQUEUE
+    log.info("command task %s retries in %.1fs: %s", job["id"], retry.countdown, retry.error)
+    return ACK
