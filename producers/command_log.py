@@ -336,7 +336,7 @@ _CLAIM = f"""
 _FIND = f"SELECT {_LEDGER_COLUMNS} FROM command_ledger WHERE idempotency_key = %s"
 _RECORD_OUTCOME = """
     UPDATE command_ledger
-    SET status = %s, result = %s, reason = %s, attempts = %s, completed_at = now()
+    SET status = %s, result = %s, reason = %s, attempts = %s, completed_at = clock_timestamp()
     WHERE idempotency_key = %s
 """
 _DECIDED_ENTRIES = f"""
