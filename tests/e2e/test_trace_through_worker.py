@@ -69,6 +69,9 @@ def test_one_command_yields_one_connected_trace_from_publish_to_commit(
         "ORDERQ_TEST_SPAN_FILE": str(span_file),
         "ORDERQ_LOG_FORMAT": "json",
         "OTEL_BSP_SCHEDULE_DELAY": "100",  # export within 0.1 s instead of 5 s
+        # one command, one transaction: a batch's transaction is shared by its commands
+        # (each still gets its run span in its publish's trace, see below)
+        "ORDERQ_BATCH_MAX_SIZE": "1",
     }
     worker = WorkerProcess(2, env=env, name="traced", app="tests.support.traced_worker")
     rig.workers.append(worker)
@@ -120,3 +123,37 @@ def test_one_command_yields_one_connected_trace_from_publish_to_commit(
     ]
     (decision,) = [d for d in decisions if d["key"] == command.key]
     assert decision["trace_id"] == trace_id
+
+
+def test_a_batched_command_runs_in_its_publishs_trace(rig, published_spans, span_file, engine):
+    """Batched (the default), a command's run span still hangs off its publish, with its
+    handler's statements inside; the batch's shared transaction stays outside."""
+    env = {
+        **rig.env,
+        "ORDERQ_TEST_SPAN_FILE": str(span_file),
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    worker = WorkerProcess(2, env=env, name="traced", app="tests.support.traced_worker")
+    rig.workers.append(worker)
+    worker.start()
+    command = UpsertProduct(key=unique("traced"), sku=unique("T"), name="Mug", price_cents=900)
+
+    with rig.publisher() as publisher:
+        publisher.publish(command)
+    assert await_outcome(engine, command.key).status == "succeeded"
+
+    (publish,) = published_spans.get_finished_spans()
+    trace_id = format(publish.context.trace_id, "032x")
+    spans = eventually(
+        lambda: worker_spans(span_file, trace_id),
+        until=lambda found: any(s["name"] == "run/orderq.orders.upsert_product" for s in found),
+        what="the batched command's run span",
+    )
+    (run,) = [s for s in spans if s["name"] == "run/orderq.orders.upsert_product"]
+    assert run["parent_id"] == format(publish.context.span_id, "016x")
+    assert run["attributes"]["orderq.key"] == command.key
+    assert run["attributes"]["orderq.batch_size"] >= 1
+    inside = [s for s in spans if s["parent_id"] == run["span_id"]]
+    assert "INSERT INTO products" in " ".join(
+        s["attributes"].get("db.statement", "") for s in inside
+    )

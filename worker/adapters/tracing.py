@@ -318,3 +318,27 @@ def continued(carrier: Mapping[str, Any] | None) -> Iterator[None]:
         yield
     finally:
         context.detach(token)
+
+
+@contextmanager
+def command_in_batch(
+    carrier: Mapping[str, Any] | None, task_name: str, key: str, batch_size: int
+) -> Iterator[None]:
+    """A command's own span inside a batch: `run/<task>` in the trace of the publish
+    that sent it (its message's headers), so its handler's statements join that trace.
+    The batch's transaction is shared by all its commands: its BEGIN, claims, locks and
+    COMMIT stay outside. A no-op when tracing is off."""
+    if _active is None:
+        yield
+        return
+    from opentelemetry.trace import SpanKind
+
+    tracer = _active.provider.get_tracer("orderq")
+    attributes = {"orderq.key": key, "orderq.batch_size": batch_size}
+    with (
+        continued(carrier),
+        tracer.start_as_current_span(
+            f"run/{task_name}", kind=SpanKind.CONSUMER, attributes=attributes
+        ),
+    ):
+        yield

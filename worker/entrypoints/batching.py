@@ -194,7 +194,9 @@ def run_batch(jobs: list[dict[str, Any]]) -> list[str]:
     `ack` (decided, or its retry is published) or `requeue`."""
     runner = app.services.runner
     items = [
-        BatchItem(job["command_type"], job["args"], job["kwargs"], int(job["retries"]))
+        BatchItem(
+            job["command_type"], job["args"], job["kwargs"], int(job["retries"]), job["headers"]
+        )
         for job in jobs
     ]
     try:

@@ -37,6 +37,7 @@ from typing import Any
 
 from producers.command_log import Claim
 from producers.commands import Command, InvalidCommand
+from worker.adapters import tracing
 from worker.adapters.batch_locks import lock_plan, lock_up_front
 from worker.adapters.errors import is_business_key_duplicate
 from worker.domain.errors import Rejected
@@ -59,6 +60,8 @@ class BatchItem:
     args: Sequence[Any]
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     retries: int = 0
+    #: the trace context the message carried (W3C headers), if any
+    trace: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -70,6 +73,7 @@ class _Pending:
     ctx: CommandContext
     delivery: Delivery
     retries: int
+    trace: Mapping[str, Any] | None = None
     outcome: Outcome | None = None
     error: Exception | None = None
     #: the error undid the whole batch, not just this command's savepoint
@@ -134,7 +138,8 @@ class BatchRunner:
             retries = items[index].retries
             settled = self.runner.settle_counted(command, attempts[command.key], delivery, retries)
             if isinstance(settled, CommandContext):
-                pending.append(_Pending(index, command, settled, delivery, retries))
+                trace = items[index].trace
+                pending.append(_Pending(index, command, settled, delivery, retries, trace))
             else:
                 results[index] = settled
         if pending:
@@ -158,7 +163,10 @@ class BatchRunner:
                     if existing is not None:
                         entry.outcome = replay(existing, entry.command.fingerprint())
                     else:
-                        self._run_one(batch, entry)
+                        with tracing.command_in_batch(
+                            entry.trace, entry.command.task_name, entry.command.key, len(pending)
+                        ):
+                            self._run_one(batch, entry)
                 decided = [
                     p for p in pending if p.outcome is not None and taken[p.command.key] is None
                 ]
