@@ -60,6 +60,7 @@ class Batcher:
     def __init__(self, consumer: Any) -> None:
         settings = app.settings
         self.consumer = consumer
+        self.connection = consumer.connection
         self.errors = tuple(consumer.connection_errors)
         self.max_size = settings.batch_max_size
         self.max_wait = settings.batch_max_wait_ms / 1000
@@ -135,16 +136,25 @@ class Batcher:
 
 
 def _settle(message: Any, requeue: bool, errors: tuple[type[BaseException], ...]) -> None:
-    if requeue:
-        message.reject_log_error(log, errors, requeue=True)
-    else:
-        message.ack_log_error(log, errors)
+    try:
+        if requeue:
+            message.reject_log_error(log, errors, requeue=True)
+        else:
+            message.ack_log_error(log, errors)
+    except Exception:  # its channel is gone: the broker hands the message out again
+        log.warning("could not settle a message of a batch; the broker will redeliver it")
 
 
 def batcher_of(consumer: Any) -> Batcher:
-    """The consumer's one batcher, shared by every command task."""
+    """The consumer's batcher for its current connection, shared by every command task.
+
+    After a lost connection Celery rebuilds the strategies on the new one. It has also
+    cleared the timer and flushed the pool jobs not yet started — their callbacks never
+    come — and the messages still waiting cannot be acknowledged on the new channel (the
+    broker hands them out again). So a new connection gets a new batcher, starting empty.
+    """
     batcher = getattr(consumer, "orderq_batcher", None)
-    if batcher is None:
+    if batcher is None or batcher.connection is not consumer.connection:
         batcher = consumer.orderq_batcher = Batcher(consumer)
     return batcher
 

@@ -144,6 +144,23 @@ class CommandConsumer(Consumer):  # type: ignore[misc]
         )
         return self.guard.receive
 
+    def on_connection_error_after_connected(self, exc: Exception) -> None:
+        """Celery closes the lost connection here. Kombu's Redis channel then puts its
+        unacknowledged messages back on the queue — a batch's worth with batching — and
+        that can fail with an AttributeError on the half-closed client, which Celery
+        would take for an unrecoverable error and stop the worker. The messages are
+        safe either way: still in the unacked set, restored after the visibility
+        timeout (by this worker once it reconnects, or any other)."""
+        try:
+            super().on_connection_error_after_connected(exc)
+        except AttributeError:
+            log.warning(
+                "the lost connection could not return its unacknowledged messages now; "
+                "they come back after the visibility timeout",
+                exc_info=True,
+            )
+            self.connection = None
+
     def _queue_of(self, message: Any) -> str:
         info = getattr(message, "delivery_info", None)
         info = info if isinstance(info, dict) else {}
