@@ -141,7 +141,7 @@ class BatchRunner:
                 trace = items[index].trace
                 pending.append(_Pending(index, command, settled, delivery, retries, trace))
             else:
-                results[index] = settled
+                results[index] = self.runner.observed(delivery, settled)
         if pending:
             self._decide(pending)
             for entry in pending:
