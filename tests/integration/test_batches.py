@@ -9,7 +9,7 @@ import threading
 import pytest
 from sqlalchemy import text
 
-from producers.commands import Command, PlaceOrder
+from producers.commands import CancelOrder, Command, PlaceOrder
 from tests.support.commands import new_product, order_for
 from tests.support.failpoints import FailpointRecords
 from tests.support.ids import unique
@@ -157,3 +157,21 @@ def test_any_batch_size_decides_every_command(runner, engine, size):
 
     assert [o.status for o in outcomes] == ["succeeded"] * size
     assert stock_of(engine, sku) == (size, size)
+
+
+def test_commands_of_a_batch_see_each_others_stock_changes(runner, engine):
+    """A batch reads its locked stock rows once: a cancellation that releases stock and
+    an order that needs exactly that stock, in one batch, see the same row."""
+    sku = new_product(runner, stock=2)
+    first = decided(BatchRunner(runner).run([item(order_for(sku, 2))]))[0]
+    cancel = CancelOrder(key=unique("cancel"), order_number=first.result["order_number"])
+    needs_it, too_much = order_for(sku, 2), order_for(sku, 1)
+
+    outcomes = decided(BatchRunner(runner).run([item(c) for c in (cancel, needs_it, too_much)]))
+
+    assert [(o.status, o.reason) for o in outcomes] == [
+        ("succeeded", None),
+        ("succeeded", None),
+        ("rejected", "insufficient_stock"),
+    ]
+    assert stock_of(engine, sku) == (2, 2) == movement_totals(engine, sku)

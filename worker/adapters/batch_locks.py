@@ -42,6 +42,7 @@ from producers.commands import (
     ShipOrder,
     UpsertProduct,
 )
+from worker.adapters.repositories import HeldProducts, ProductRow
 from worker.adapters.sql import Sql
 
 
@@ -114,7 +115,8 @@ def lock_plan(commands: Iterable[Command]) -> LockPlan:
 _ORDERS = "SELECT id FROM orders WHERE order_number = ANY(%s) ORDER BY id FOR UPDATE"
 _PRODUCTS = "SELECT id FROM products WHERE sku = ANY(%s) ORDER BY id FOR NO KEY UPDATE"
 _STOCK = """
-    SELECT s.product_id FROM stock_levels s
+    SELECT p.id, p.sku, p.name, p.price_cents, p.version, s.on_hand, s.reserved
+    FROM stock_levels s JOIN products p ON p.id = s.product_id
     WHERE s.product_id IN (
         SELECT id FROM products WHERE sku = ANY(%(skus)s)
         UNION ALL
@@ -122,7 +124,7 @@ _STOCK = """
         WHERE o.order_number = ANY(%(orders)s)
     )
     ORDER BY s.product_id
-    FOR UPDATE
+    FOR UPDATE OF s
 """
 _CUSTOMERS = "SELECT id FROM customers WHERE customer_ref = ANY(%s) ORDER BY id FOR UPDATE"
 _MEMBERS = "SELECT id FROM members WHERE member_number = ANY(%s) ORDER BY id FOR NO KEY UPDATE"
@@ -137,26 +139,35 @@ _WORKS = """
 _COPIES = "SELECT id FROM copies WHERE barcode = ANY(%s) ORDER BY id FOR UPDATE"
 
 
-def lock_up_front(sql: Sql, plan: LockPlan) -> None:
-    """Lock every row `plan` names, kind by kind in the global order."""
+def lock_up_front(sql: Sql, plan: LockPlan) -> HeldProducts:
+    """Lock every row `plan` names, kind by kind in the global order (the statements go
+    in one round trip and run in order); return the product and stock rows locked, for
+    the batch's commands to read."""
+    statements: list[tuple[str, Any]] = []
     if plan.order_numbers:
-        sql.all(_ORDERS, (sorted(plan.order_numbers),))
+        statements.append((_ORDERS, (sorted(plan.order_numbers),)))
     if plan.product_skus:
-        sql.all(_PRODUCTS, (sorted(plan.product_skus),))
+        statements.append((_PRODUCTS, (sorted(plan.product_skus),)))
+    stock_at = len(statements)
     if plan.stock_skus or plan.stock_of_orders:
-        sql.all(_STOCK, {"skus": sorted(plan.stock_skus), "orders": sorted(plan.stock_of_orders)})
+        stock = {"skus": sorted(plan.stock_skus), "orders": sorted(plan.stock_of_orders)}
+        statements.append((_STOCK, stock))
     if plan.customer_refs:
-        sql.all(_CUSTOMERS, (sorted(plan.customer_refs),))
+        statements.append((_CUSTOMERS, (sorted(plan.customer_refs),)))
     if plan.member_numbers:
-        sql.all(_MEMBERS, (sorted(plan.member_numbers),))
+        statements.append((_MEMBERS, (sorted(plan.member_numbers),)))
     if plan.work_codes or plan.works_of_barcodes or plan.works_of_reservations:
-        sql.all(
-            _WORKS,
-            {
-                "codes": sorted(plan.work_codes),
-                "barcodes": sorted(plan.works_of_barcodes),
-                "reservations": sorted(plan.works_of_reservations),
-            },
-        )
+        works = {
+            "codes": sorted(plan.work_codes),
+            "barcodes": sorted(plan.works_of_barcodes),
+            "reservations": sorted(plan.works_of_reservations),
+        }
+        statements.append((_WORKS, works))
     if plan.copy_barcodes:
-        sql.all(_COPIES, (sorted(plan.copy_barcodes),))
+        statements.append((_COPIES, (sorted(plan.copy_barcodes),)))
+    results = sql.all_in_one_trip(statements)
+    held = HeldProducts()
+    if plan.stock_skus or plan.stock_of_orders:
+        for row in results[stock_at]:
+            held.add(ProductRow(*row))
+    return held

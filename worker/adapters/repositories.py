@@ -10,6 +10,7 @@ update checks and bumps, so a write based on a stale read fails loudly
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 from worker.adapters.errors import TransientError
 from worker.adapters.sql import Sql
@@ -56,17 +57,71 @@ _ADD_MOVEMENT = """
 """
 
 
+@dataclass(frozen=True)
+class ProductRow:
+    """A product with its stock, as a batch last wrote it."""
+
+    id: int
+    sku: str
+    name: str
+    price_cents: int
+    version: int
+    on_hand: int
+    reserved: int
+
+    def product(self) -> Product:
+        product = Product(self.sku, self.name, self.price_cents)
+        product.id, product.version = self.id, self.version
+        product.stock = StockLevel(self.id, self.on_hand, self.reserved)
+        return product
+
+
+@dataclass
+class HeldProducts:
+    """Product and stock rows a batch locked up front, kept up to date as its commands
+    write them: a batch of orders for one SKU reads the row from the database once.
+
+    Commands of the batch read these rows (`lock_by_skus`, `lock_stock`) from here and
+    write through to the database; a command's writes become the batch's view only if
+    its savepoint is kept (`ProductRepository.keep`)."""
+
+    rows: dict[int, ProductRow] = field(default_factory=dict)
+    ids: dict[str, int] = field(default_factory=dict)
+
+    def add(self, row: ProductRow) -> None:
+        self.rows[row.id] = row
+        self.ids[row.sku] = row.id
+
+
 class ProductRepository:
     """Products and their stock rows."""
 
-    def __init__(self, sql: Sql) -> None:
+    def __init__(self, sql: Sql, held: HeldProducts | None = None) -> None:
         self.sql = sql
+        self.held = held
+        #: this command's writes to held rows, not yet the batch's view
+        self._written: dict[int, ProductRow] = {}
+
+    def _held_row(self, product_id: int) -> ProductRow | None:
+        if self.held is None:
+            return None
+        return self._written.get(product_id) or self.held.rows.get(product_id)
+
+    def keep(self) -> None:
+        """This command's savepoint is kept: its writes become the batch's view."""
+        if self.held is not None:
+            self.held.rows.update(self._written)
+        self._written.clear()
 
     def lock_by_skus(self, skus: Iterable[str]) -> dict[str, Product]:
         """Products for `skus` with their stock rows locked `FOR UPDATE`, in id order."""
+        wanted = list(skus)
+        if self.held is not None and all(sku in self.held.ids for sku in wanted):
+            rows = [self._held_row(self.held.ids[sku]) for sku in wanted]
+            return {row.sku: row.product() for row in rows if row is not None}
         found = {}
         for pid, sku, name, price, version, on_hand, reserved in self.sql.all(
-            _LOCK_BY_SKUS, (list(skus),)
+            _LOCK_BY_SKUS, (wanted,)
         ):
             product = Product(sku, name, price)
             product.id, product.version = pid, version
@@ -76,7 +131,11 @@ class ProductRepository:
 
     def lock_stock(self, product_ids: Iterable[int]) -> dict[int, StockLevel]:
         """Stock rows of `product_ids`, locked `FOR UPDATE` in id order."""
-        rows = self.sql.all(_LOCK_STOCK, (sorted(set(product_ids)),))
+        ids = sorted(set(product_ids))
+        held = [self._held_row(pid) for pid in ids]
+        if ids and all(row is not None for row in held):
+            return {row.id: StockLevel(row.id, row.on_hand, row.reserved) for row in held if row}
+        rows = self.sql.all(_LOCK_STOCK, (ids,))
         return {pid: StockLevel(pid, on_hand, reserved) for pid, on_hand, reserved in rows}
 
     def ensure(self, sku: str, name: str, price_cents: int) -> tuple[Product, bool]:
@@ -95,9 +154,19 @@ class ProductRepository:
         if touched != 1:
             raise StaleVersion(f"product {product.sku} changed since it was read")
         product.version += 1
+        row = self._held_row(product.id)
+        if row is not None:
+            self._written[row.id] = replace(
+                row, name=product.name, price_cents=product.price_cents, version=product.version
+            )
 
     def save_stock(self, levels: Iterable[StockLevel]) -> None:
-        self.sql.executemany(_SAVE_STOCK, [(s.on_hand, s.reserved, s.product_id) for s in levels])
+        saved = list(levels)
+        self.sql.executemany(_SAVE_STOCK, [(s.on_hand, s.reserved, s.product_id) for s in saved])
+        for level in saved:
+            row = self._held_row(level.product_id)
+            if row is not None:
+                self._written[row.id] = replace(row, on_hand=level.on_hand, reserved=level.reserved)
 
     def add_movements(self, movements: Iterable[StockMovement]) -> None:
         self.sql.executemany(

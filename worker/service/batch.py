@@ -157,7 +157,9 @@ class BatchRunner:
                         for p in pending
                     ]
                 )
-                lock_up_front(batch.sql, lock_plan(p.command for p in pending))
+                batch.held_products = lock_up_front(
+                    batch.sql, lock_plan(p.command for p in pending)
+                )
                 for entry in pending:
                     existing = taken[entry.command.key]
                     if existing is not None:

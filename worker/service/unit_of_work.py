@@ -29,10 +29,13 @@ from worker.adapters.loan_repositories import (
 )
 from worker.adapters.repositories import (
     CustomerRepository,
+    HeldProducts,
     OrderRepository,
     ProductRepository,
 )
 from worker.adapters.sql import Sql
+
+_SAVEPOINT = "SAVEPOINT command"
 
 
 class UnitOfWork:
@@ -41,32 +44,39 @@ class UnitOfWork:
     connection: Connection
 
     def __init__(
-        self, session_factory: sessionmaker[Session], joined: Connection | None = None
+        self, session_factory: sessionmaker[Session], joined: UnitOfWork | None = None
     ) -> None:
         self._session_factory = session_factory
         self._engine: Engine = session_factory.kw["bind"]
         self._joined = joined
+        #: in a batch: the product and stock rows it locked up front (lock_up_front)
+        self.held_products: HeldProducts | None = None
 
     def joined(self) -> UnitOfWork:
-        """A unit for one command of a batch: this unit's connection and transaction,
-        its own repositories and ORM session; it never commits (the batch does)."""
-        return UnitOfWork(self._session_factory, joined=self.connection)
+        """A unit for one command of a batch: this unit's connection, transaction and
+        held rows, its own repositories and ORM session; it never commits (the batch
+        does)."""
+        return UnitOfWork(self._session_factory, joined=self)
 
     def __enter__(self) -> Self:
         if self._joined is not None:
-            self.connection = self._joined
+            self.connection = self._joined.connection
+            self.sql = self._joined.sql
         else:
             self.connection = self._engine.connect()
             self.connection.begin()
-        self.sql = Sql(self.connection)
+            self.sql = Sql(self.connection)
+        held = self._joined.held_products if self._joined is not None else None
         self.ledger = CommandLog(self.sql.connection)
-        self.products = ProductRepository(self.sql)
+        self.products = ProductRepository(self.sql, held)
         self.orders = OrderRepository(self.sql)
         self.customers = CustomerRepository(self.sql)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         if self._joined is not None:
+            if exc_info[0] is None:
+                self.products.keep()
             if "session" in self.__dict__:
                 if exc_info[0] is None:
                     self.session.commit()  # releases its savepoint; the batch commits
@@ -85,6 +95,7 @@ class UnitOfWork:
         # In a batch the session works in a savepoint of its own, so an error in its
         # flush undoes only its command's changes, never the batch's transaction.
         mode = "create_savepoint" if self._joined is not None else "rollback_only"
+        self.sql.send_deferred()  # the command's own SAVEPOINT goes first
         return self._session_factory(bind=self.connection, join_transaction_mode=mode)
 
     @cached_property
@@ -121,12 +132,14 @@ class UnitOfWork:
             self.session.flush()
 
     def savepoint(self) -> None:
-        """Mark the point `rollback_to_savepoint` returns to (one command of a batch)."""
-        self.sql.execute("SAVEPOINT command")
+        """Mark the point `rollback_to_savepoint` returns to (one command of a batch);
+        the SAVEPOINT goes to the server with the command's first statement."""
+        self.sql.defer(_SAVEPOINT)
 
     def rollback_to_savepoint(self) -> None:
         """Undo everything since the last `savepoint`, keeping what came before."""
-        self.sql.execute("ROLLBACK TO SAVEPOINT command")
+        if not self.sql.cancel_deferred(_SAVEPOINT):  # else nothing was sent since
+            self.sql.execute("ROLLBACK TO SAVEPOINT command")
 
     def commit(self) -> None:
         if self._joined is not None:
