@@ -45,7 +45,9 @@ class WorkerSettings(ProducerSettings):
     # Batched delivery and group commit (worker/entrypoints/batching.py): a pool process
     # decides up to this many commands in one transaction, each in its own savepoint.
     # 1 turns batching off (one task, one transaction per message).
-    batch_max_size: PositiveInt = 32
+    # At most 64: every savepoint that writes takes a subtransaction id, and past 64 in
+    # one transaction PostgreSQL's snapshot cache overflows for every session.
+    batch_max_size: int = Field(default=32, ge=1, le=64)
     # How long a batch may wait for company once a pool process is free. 0: never —
     # a batch is whatever arrived while the pool was busy, so a lone command at low
     # load is dispatched at once and batches grow only with the load.
