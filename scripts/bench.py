@@ -14,7 +14,7 @@ Baselines (measured here, now, on this machine):
   bare+ledger the same plus orderq's exactly-once bookkeeping (attempt upsert, ledger
               claim, savepoint, outcome update): the SQL orderq really sends
   noop        a Celery task that does nothing: Redis broker, prefork x2, late ack,
-              prefetch 1
+              prefetch of a batch per process (the worker's own settings)
 
 Measured through the real path (publisher -> Redis -> `celery worker` -> PostgreSQL):
   end-to-end place-order throughput vs the combined bound 1/(1/bare + 1/noop),

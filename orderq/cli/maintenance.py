@@ -81,6 +81,9 @@ def maintenance_worker(
         [
             "worker",
             "--concurrency=1",
+            # jobs are long and few: reserve one at a time, so another maintenance
+            # worker takes the next (the command queue's prefetch is a batch)
+            "--prefetch-multiplier=1",
             f"--loglevel={loglevel}",
             f"--queues={settings.maintenance_queue}",
             "--pool=prefork",
