@@ -37,7 +37,14 @@ def traced(migrated_database) -> Iterator[tuple[FaultRig, Path, Path]]:
     rig, api_spans, worker_spans = FaultRig(), span_file("api"), span_file("worker")
     worker = WorkerProcess(
         1,
-        env={**rig.env, **EXPORT_SOON, "ORDERQ_TEST_SPAN_FILE": str(worker_spans)},
+        # one command, one transaction, so the commit's span is in the command's trace
+        # (a batch's transaction is shared: tests/e2e/test_trace_through_worker.py)
+        env={
+            **rig.env,
+            **EXPORT_SOON,
+            "ORDERQ_TEST_SPAN_FILE": str(worker_spans),
+            "ORDERQ_BATCH_MAX_SIZE": "1",
+        },
         name="traced-http",
         app="tests.support.traced_worker",
     )

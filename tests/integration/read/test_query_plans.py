@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Connection
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from orderq.read import customers, members, orders, products, works
 from orderq.read.matching import email_prefix, phone_prefixes
@@ -38,12 +40,33 @@ NOW = datetime.now(UTC)
 AFTER = {"after_created_at": NOW - timedelta(days=3), "after_id": 50_000}
 
 
+def _deadlocked(error: BaseException) -> bool:
+    return isinstance(getattr(error, "orig", None), psycopg.errors.DeadlockDetected)
+
+
 @pytest.fixture(scope="module")
 def big(engine) -> Iterator[Connection]:
-    with engine.connect() as connection, connection.begin() as transaction:
-        fill(connection)
+    """The data set, in a transaction rolled back at the end. Its ANALYZEs can deadlock
+    with another session's maintenance (seen once in CI's embedded lane, against a
+    session waiting to ANALYZE members itself); PostgreSQL then ends one of the two,
+    and the load is simply done again."""
+    for attempt in Retrying(
+        retry=retry_if_exception(_deadlocked), stop=stop_after_attempt(3), reraise=True
+    ):
+        with attempt:
+            connection = engine.connect()
+            transaction = connection.begin()
+            try:
+                fill(connection)
+            except BaseException:
+                transaction.rollback()
+                connection.close()
+                raise
+    try:
         yield connection
+    finally:
         transaction.rollback()
+        connection.close()
 
 
 def read_plan(connection: Connection, statement, params: dict[str, Any]) -> list[dict]:
