@@ -1,5 +1,5 @@
-"""A pool process killed in the middle of a batch: every message of the batch comes
-back and is decided once (batched delivery, worker/entrypoints/batching.py)."""
+"""A pool process killed in the middle of a batch: every message of the batch is
+decided again, one at a time, and applied once (worker/entrypoints/batching.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.support.outcomes import await_outcomes, orders_with_key, stock_of
 pytestmark = pytest.mark.faults
 
 
-def test_a_batch_killed_before_its_commit_is_redelivered_whole_and_decided_once(
+def test_a_batch_killed_before_its_commit_is_decided_again_one_by_one_and_applied_once(
     rig, runner, engine
 ):
     sku = new_product(runner, stock=20)
@@ -41,7 +41,7 @@ def test_a_batch_killed_before_its_commit_is_redelivered_whole_and_decided_once(
     """
     with engine.connect() as connection:
         rows = connection.execute(text(counts), {"k": keys}).all()
-    # the whole batch came back: every key delivered and counted twice, decided once
+    # the whole batch ran again: every key counted twice, decided once
     assert sorted(tuple(row) for row in rows) == [(2, 2)] * len(keys)
     assert [orders_with_key(engine, key) for key in keys] == [1] * len(keys)
     assert stock_of(engine, sku) == (20, 10)

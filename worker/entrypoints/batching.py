@@ -15,8 +15,10 @@ In the pool process `run_batch` decides the batch in one transaction
 (worker/service/batch.py) and publishes the retries it decides on, as Celery's own
 retry does. Back in the main process the messages are acknowledged — only now, after
 the commit — or, where a retry could not be published, returned to the queue. A batch
-whose process dies (SIGKILL, OOM, the hard time limit) returns all its messages to the
-queue: they are redelivered and decided once, their attempts counted as always.
+whose process dies (SIGKILL, OOM, the hard time limit, which applies to a batch as a
+whole) commits nothing; its messages, still unacknowledged, go to the pool again one at
+a time, so a command that kills its process cannot use up the attempts of the others
+(a lone message whose process dies goes back to the queue, as with Celery).
 
 A message that asks for something a batch does not do — an ETA or countdown, an expiry
 time, its own time limits — takes Celery's ordinary path, one task at a time.
@@ -52,6 +54,8 @@ class Waiting:
     message: Any
     job: dict[str, Any]
     since: float
+    #: its batch was lost: it goes to the pool again, but in a batch of its own
+    alone: bool = False
 
 
 class Batcher:
@@ -83,12 +87,17 @@ class Batcher:
     def dispatch(self) -> None:
         """Send batches to free pool processes (see the module docstring)."""
         while self.waiting and self.in_flight < self.capacity:
+            if self.waiting[0].alone:
+                self._send([self.waiting.popleft()])
+                continue
             if self.max_wait and len(self.waiting) < self.max_size:
                 due = self.waiting[0].since + self.max_wait
                 if monotonic() < due:
                     self._wake_at(due)
                     return
-            batch = [self.waiting.popleft() for _ in range(min(self.max_size, len(self.waiting)))]
+            batch: list[Waiting] = []
+            while self.waiting and len(batch) < self.max_size and not self.waiting[0].alone:
+                batch.append(self.waiting.popleft())
             self._send(batch)
 
     def _wake_at(self, due: float) -> None:
@@ -124,15 +133,36 @@ class Batcher:
         self.dispatch()
 
     def _lost(self, batch: list[Waiting], error: Any) -> None:
+        """The pool process of `batch` died (killed, out of memory, the hard time limit
+        for the batch as a whole) before it answered.
+
+        One message alone goes back to the queue, as Celery does with a task whose
+        process was lost; its attempts, counted in the database, bound how often. The
+        messages of a bigger batch go to the pool again one at a time, so one command
+        that kills its process, or a batch too slow for the time limit, cannot use up
+        the attempts of the others."""
         self.in_flight -= 1
+        alone = len(batch) > 1 and self.connection is self.consumer.connection
         log.warning(
-            "a batch of %s messages did not finish (%s); returning them to the queue",
+            "a batch of %s messages did not finish (%s); %s",
             len(batch),
-            error,
+            _short(error),
+            "deciding them one at a time" if alone else "returning them to the queue",
         )
-        for waiting in batch:
-            _settle(waiting.message, True, self.errors)
+        if alone:
+            for waiting in reversed(batch):
+                waiting.alone = True
+                self.waiting.appendleft(waiting)
+        else:
+            for waiting in batch:
+                _settle(waiting.message, True, self.errors)
         self.dispatch()
+
+
+def _short(error: Any) -> str:
+    """What billiard reports for a lost job, in one line."""
+    reason = getattr(error, "exception", error)
+    return f"{type(reason).__name__}: {reason}".splitlines()[0][:300]
 
 
 def _settle(message: Any, requeue: bool, errors: tuple[type[BaseException], ...]) -> None:
