@@ -65,6 +65,12 @@ from orderq.schema import ensure_database_exists, upgrade_to_head  # noqa: E402
 from producers.commands import CheckoutCopy, Command, PlaceOrder, ReturnCopy  # noqa: E402
 from producers.database import normalize_database_url  # noqa: E402
 from producers.publisher import Publisher  # noqa: E402
+from tests.support.batch_options import (  # noqa: E402
+    BATCH_SIZE_ENV,
+    BATCH_WAIT_ENV,
+    add_batch_options,
+    batch_env,
+)
 from tests.support.workers import WorkerProcess  # noqa: E402
 from worker.settings import WorkerSettings  # noqa: E402
 
@@ -75,8 +81,6 @@ PG_DSN = make_url(DB_URL).set(drivername="postgresql").render_as_string(hide_pas
 QUEUE = SETTINGS.command_queue
 
 #: The worker's batching knobs (read by the worker from its environment).
-BATCH_SIZE_ENV = "ORDERQ_BATCH_MAX_SIZE"
-BATCH_WAIT_ENV = "ORDERQ_BATCH_MAX_WAIT_MS"
 
 #: ratio name -> (comparison, target)
 TARGETS: dict[str, tuple[str, float]] = {
@@ -517,18 +521,6 @@ def percentile(values: list[float], fraction: float) -> float:
     return values[min(len(values) - 1, int(fraction * len(values)))]
 
 
-def batch_env(args: argparse.Namespace) -> dict[str, str]:
-    """What the bench passes to its worker's environment for batching."""
-    env = {}
-    if args.no_batching:
-        env[BATCH_SIZE_ENV] = "1"
-    elif args.batch_size is not None:
-        env[BATCH_SIZE_ENV] = str(args.batch_size)
-    if args.batch_wait_ms is not None:
-        env[BATCH_WAIT_ENV] = str(args.batch_wait_ms)
-    return env
-
-
 def batch_facts(env: dict[str, str]) -> dict[str, Any]:
     """The batch settings the worker was started with (None: the worker's default)."""
     size = env.get(BATCH_SIZE_ENV, os.environ.get(BATCH_SIZE_ENV))
@@ -649,14 +641,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--json", action="store_true", help="one JSON object on stdout; tables go to stderr"
     )
-    batching = parser.add_mutually_exclusive_group()
-    batching.add_argument(
-        "--no-batching",
-        action="store_true",
-        help=f"start the worker with {BATCH_SIZE_ENV}=1 (one task per message)",
-    )
-    batching.add_argument("--batch-size", type=int, help=f"{BATCH_SIZE_ENV} for the worker")
-    parser.add_argument("--batch-wait-ms", type=float, help=f"{BATCH_WAIT_ENV} for the worker")
+    add_batch_options(parser)
     parser.add_argument(
         "--profile",
         type=Path,

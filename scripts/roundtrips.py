@@ -54,6 +54,12 @@ from orderq.schema import ensure_database_exists, upgrade_to_head  # noqa: E402
 from producers.commands import PlaceOrder  # noqa: E402
 from producers.database import normalize_database_url  # noqa: E402
 from producers.publisher import Publisher  # noqa: E402
+from tests.support.batch_options import (  # noqa: E402
+    BATCH_SIZE_ENV,
+    BATCH_WAIT_ENV,
+    add_batch_options,
+    batch_env,
+)
 from tests.support.counting_proxy import CountingProxy, Traffic  # noqa: E402
 from tests.support.workers import WorkerProcess  # noqa: E402
 from worker.settings import WorkerSettings  # noqa: E402
@@ -63,8 +69,6 @@ SETTINGS = WorkerSettings()
 DB_URL = normalize_database_url(SETTINGS.require_database_url())
 PG_DSN = make_url(DB_URL).set(drivername="postgresql").render_as_string(hide_password=False)
 QUEUE = SETTINGS.command_queue
-BATCH_SIZE_ENV = "ORDERQ_BATCH_MAX_SIZE"
-BATCH_WAIT_ENV = "ORDERQ_BATCH_MAX_WAIT_MS"
 
 
 def create_products(count: int) -> list[str]:
@@ -185,17 +189,6 @@ def per_command(traffic: Traffic, idle_traffic: Traffic, count: int) -> dict[str
     }
 
 
-def batch_env(args: argparse.Namespace) -> dict[str, str]:
-    env = {}
-    if args.no_batching:
-        env[BATCH_SIZE_ENV] = "1"
-    elif args.batch_size is not None:
-        env[BATCH_SIZE_ENV] = str(args.batch_size)
-    if args.batch_wait_ms is not None:
-        env[BATCH_WAIT_ENV] = str(args.batch_wait_ms)
-    return env
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -205,10 +198,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
     parser.add_argument("--quick", action="store_true", help="100 commands per phase")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    batching = parser.add_mutually_exclusive_group()
-    batching.add_argument("--no-batching", action="store_true", help=f"{BATCH_SIZE_ENV}=1")
-    batching.add_argument("--batch-size", type=int, help=f"{BATCH_SIZE_ENV} for the worker")
-    parser.add_argument("--batch-wait-ms", type=float, help=f"{BATCH_WAIT_ENV} for the worker")
+    add_batch_options(parser)
     args = parser.parse_args(argv)
     if args.orders is None:
         args.orders = 100 if args.quick else 500

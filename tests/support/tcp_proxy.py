@@ -12,12 +12,19 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from typing import Any
 
 from tests.support.redis_server import free_port
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:`port` to `target`; one thread per direction per connection."""
+    """Forwards 127.0.0.1:`port` to `target`; one thread per direction per connection.
+
+    A subclass may watch the traffic: `_connection_opened` makes its per-connection
+    state, `_observe` sees every chunk before it is forwarded."""
+
+    #: send small writes at once (a proxy that counts round trips wants no coalescing)
+    nodelay = False
 
     def __init__(self, target_host: str, target_port: int, port: int | None = None) -> None:
         self.target = (target_host, target_port)
@@ -66,18 +73,33 @@ class TcpProxy:
             except OSError:
                 client.close()
                 continue
-            upstream.settimeout(None)
-            client.settimeout(None)
+            for end in (client, upstream):
+                end.settimeout(None)
+                if self.nodelay:
+                    end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            state = self._connection_opened()
             with self._lock:
                 self._sockets.update((client, upstream))
                 self.connections_made += 1
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            for source, sink, from_client in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(
+                    target=self._pump, args=(source, sink, state, from_client), daemon=True
+                ).start()
         listener.close()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _connection_opened(self) -> Any:
+        """State shared by the two directions of a new connection (for `_observe`)."""
+        return None
+
+    def _observe(self, chunk: bytes, from_client: bool, state: Any) -> None:
+        """Called with every chunk before it is forwarded."""
+
+    def _pump(
+        self, source: socket.socket, sink: socket.socket, state: Any, from_client: bool
+    ) -> None:
         try:
             while chunk := source.recv(65536):
+                self._observe(chunk, from_client, state)
                 sink.sendall(chunk)
         except OSError:
             pass
