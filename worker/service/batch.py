@@ -73,6 +73,8 @@ class _Pending:
     ctx: CommandContext
     delivery: Delivery
     retries: int
+    #: the key, type and fingerprint it is counted and claimed under (computed once)
+    claim: Claim
     trace: Mapping[str, Any] | None = None
     outcome: Outcome | None = None
     error: Exception | None = None
@@ -133,13 +135,13 @@ class BatchRunner:
                 results[index] = self.runner.run(item.args[0], item.command_type, item.retries)
             return
         pending: list[_Pending] = []
-        for index, command in primaries:
+        for (index, command), claim in zip(primaries, claims, strict=True):
             delivery = Delivery(command.type)
             retries = items[index].retries
             settled = self.runner.settle_counted(command, attempts[command.key], delivery, retries)
             if isinstance(settled, CommandContext):
                 trace = items[index].trace
-                pending.append(_Pending(index, command, settled, delivery, retries, trace))
+                pending.append(_Pending(index, command, settled, delivery, retries, claim, trace))
             else:
                 results[index] = self.runner.observed(delivery, settled)
         if pending:
@@ -151,19 +153,14 @@ class BatchRunner:
         """Run `pending` in one transaction; on any failure of the whole, decide none."""
         try:
             with self.runner.new_uow() as batch:
-                taken = batch.ledger.claim_many(
-                    [
-                        Claim(p.command.key, p.command.type, p.command.fingerprint(), {})
-                        for p in pending
-                    ]
-                )
+                taken = batch.ledger.claim_many([p.claim for p in pending])
                 batch.held_products = lock_up_front(
                     batch.sql, lock_plan(p.command for p in pending)
                 )
                 for entry in pending:
                     existing = taken[entry.command.key]
                     if existing is not None:
-                        entry.outcome = replay(existing, entry.command.fingerprint())
+                        entry.outcome = replay(existing, entry.claim.fingerprint)
                     else:
                         with tracing.command_in_batch(
                             entry.trace, entry.command.task_name, entry.command.key, len(pending)
