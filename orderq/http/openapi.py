@@ -213,5 +213,19 @@ def openapi_document(
             "description": "a token from `orderq api-keys create --client NAME`",
         }
     }
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            operation.setdefault("responses", {}).setdefault("431", HEADERS_TOO_LARGE)
     app.openapi_schema = document
     return document
+
+
+#: Answered by the HTTP server itself, before any route, to any request whose request
+#: line and headers outgrow `ORDERQ_HTTP_MAX_HEADER_BYTES` (a URL with oversized query
+#: values included): documented on every operation, since any of them can get it.
+HEADERS_TOO_LARGE = {
+    "description": (
+        "Request line and headers over the server's limit (ORDERQ_HTTP_MAX_HEADER_BYTES, "
+        "16 KiB by default); no body"
+    )
+}
