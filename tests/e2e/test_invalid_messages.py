@@ -130,7 +130,8 @@ def test_an_operator_replays_a_repaired_message_under_a_new_key(worker, settings
     key = unique("RAW")
     send_raw(settings, celery_body(place_order(key, sku=sku)), timelimit=[0.001, None])
     row = quarantine_row(engine, key)
-    assert lookup(engine, key).reason == "invalid_command"
+    # the quarantine row commits first, the key's answer right after it
+    assert await_outcome(engine, key).reason == "invalid_command"
 
     same_key = orderq("quarantine", "replay", str(row["id"]))
     new_key = unique("FIXED")

@@ -590,10 +590,14 @@ def _assert_quarantined(engine: Engine, key: str, expect: Quarantine) -> None:
     assert (row["problem"], row["state"]) == (expect.problem, "quarantined"), row
     assert expect.says in row["reason"], row
     assert row["deliveries"] == 1, row  # delivered once: not looping
-    status = lookup(engine, key)
     if expect.answers is None:
+        status = lookup(engine, key)
         assert row["idempotency_key"] is None and status.status == "unknown", (row, status)
         return
+    # the quarantine row commits first, the key's answer right after it
+    status = eventually(
+        lambda: lookup(engine, key), until=lambda s: s.is_terminal, what=f"an answer for {key}"
+    )
     assert row["idempotency_key"] == key and row["rejection"] == expect.answers, row
     assert (status.status, status.reason) == ("rejected", expect.answers), status
     assert status.message == row["reason"]
