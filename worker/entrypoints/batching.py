@@ -21,7 +21,13 @@ a time, so a command that kills its process cannot use up the attempts of the ot
 (a lone message whose process dies goes back to the queue, as with Celery).
 
 A message that asks for something a batch does not do — an ETA or countdown, an expiry
-time, its own time limits — takes Celery's ordinary path, one task at a time.
+time, its own time limits — takes Celery's ordinary path, one task at a time, and so
+does a message whose task id was revoked (Celery then drops it, as without batching).
+
+A batched message is not a Celery task request, so the batcher sends the task events
+Celery would (received, started, succeeded or retried, with the task's result) while
+task events are on — Flower turns them on — and Flower lists batched commands like
+any task; the runtime of each is its batch's.
 """
 
 from __future__ import annotations
@@ -32,17 +38,21 @@ from dataclasses import dataclass
 from time import monotonic
 from typing import Any
 
+from celery.utils.saferepr import saferepr
 from celery.worker.strategy import default as default_strategy
 
 from producers.commands import COMMANDS_BY_TASK
 from worker.entrypoints.celery_app import app
 from worker.service.batch import BatchItem, BatchRunner
+from worker.service.outcome import Outcome
 from worker.service.runner import RetryLater
 
 log = logging.getLogger(__name__)
 
 ACK = "ack"
 REQUEUE = "requeue"
+#: how much of a result a task event shows (Celery's default for its own results)
+_RESULT_REPR_BYTES = 1024
 #: headers a message of the batch path may carry through to its retry
 _TRACE_HEADERS = ("traceparent", "tracestate")
 
@@ -56,6 +66,19 @@ class Waiting:
     since: float
     #: its batch was lost: it goes to the pool again, but in a batch of its own
     alone: bool = False
+    #: when its batch went to the pool (the runtime its task events report)
+    sent: float = 0.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the main process does with one message of a batch, and what it reports."""
+
+    settle: str  # ACK (decided, or its retry published) or REQUEUE
+    #: the task's result as Celery's events show it (the outcome's repr)
+    result: str = ""
+    #: why it was retried, when its retry was published
+    retried: str | None = None
 
 
 class Batcher:
@@ -80,9 +103,20 @@ class Batcher:
         processes = getattr(self.consumer.pool, "num_processes", None)
         return max(1, int(processes or self.consumer.controller.concurrency))
 
-    def add(self, message: Any, job: dict[str, Any]) -> None:
+    def add(self, message: Any, job: dict[str, Any], received: dict[str, Any]) -> None:
         self.waiting.append(Waiting(message, job, monotonic()))
+        self.event("task-received", uuid=job["id"], **received)
         self.dispatch()
+
+    def event(self, kind: str, **fields: Any) -> None:
+        """Send a task event as Celery's task requests do, when task events are on."""
+        dispatcher = self.consumer.event_dispatcher
+        if dispatcher is None or not dispatcher.enabled or not fields.get("uuid"):
+            return
+        try:
+            dispatcher.send(kind, **fields)
+        except Exception as error:  # monitoring must never stop a batch
+            log.debug("could not send a %s event: %s", kind, error)
 
     def dispatch(self) -> None:
         """Send batches to free pool processes (see the module docstring)."""
@@ -111,6 +145,10 @@ class Batcher:
 
     def _send(self, batch: list[Waiting]) -> None:
         self.in_flight += 1
+        sent = monotonic()
+        for waiting in batch:
+            waiting.sent = sent
+            self.event("task-started", uuid=waiting.job["id"])
         try:
             self.consumer.pool.apply_async(
                 run_batch,
@@ -127,9 +165,16 @@ class Batcher:
         self.in_flight -= 1
         if not isinstance(verdicts, list) or len(verdicts) != len(batch):
             log.error("a batch returned %r; returning its messages to the queue", verdicts)
-            verdicts = [REQUEUE] * len(batch)
+            verdicts = [Verdict(REQUEUE)] * len(batch)
+        runtime = monotonic() - batch[0].sent
         for waiting, verdict in zip(batch, verdicts, strict=True):
-            _settle(waiting.message, verdict != ACK, self.errors)
+            _settle(waiting.message, verdict.settle != ACK, self.errors)
+            if verdict.retried is not None:
+                self.event("task-retried", uuid=waiting.job["id"], exception=verdict.retried)
+            elif verdict.settle == ACK:
+                self.event(
+                    "task-succeeded", uuid=waiting.job["id"], result=verdict.result, runtime=runtime
+                )
         self.dispatch()
 
     def _lost(self, batch: list[Waiting], error: Any) -> None:
@@ -202,11 +247,17 @@ def batching_strategy(task: Any, app: Any, consumer: Any, **options: Any) -> Any
     alone = default_strategy(task, app, consumer, **options)
     batcher = batcher_of(consumer)
     command_type = COMMANDS_BY_TASK[task.name].model_fields["type"].default
+    revoked = consumer.controller.state.revoked
 
     def handle(message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **kw: Any) -> Any:
         headers = getattr(message, "headers", None)
         payload = getattr(message, "payload", None)
-        if not isinstance(headers, dict) or not isinstance(payload, tuple) or goes_alone(headers):
+        if (
+            not isinstance(headers, dict)
+            or not isinstance(payload, tuple)
+            or goes_alone(headers)
+            or headers.get("id") in revoked
+        ):
             return alone(message, body, ack, reject, callbacks, **kw)
         args, kwargs, _ = payload
         info = getattr(message, "delivery_info", None) or {}
@@ -220,7 +271,15 @@ def batching_strategy(task: Any, app: Any, consumer: Any, **options: Any) -> Any
             "queue": info.get("routing_key") or app.settings.command_queue,
             "headers": {name: headers[name] for name in _TRACE_HEADERS if name in headers},
         }
-        batcher.add(message, job)
+        received = {
+            "name": task.name,
+            "args": headers.get("argsrepr") or saferepr(args),
+            "kwargs": headers.get("kwargsrepr") or saferepr(kwargs),
+            "retries": job["retries"],
+            "root_id": headers.get("root_id"),
+            "parent_id": headers.get("parent_id"),
+        }
+        batcher.add(message, job, received)
         return None
 
     return handle
@@ -229,9 +288,8 @@ def batching_strategy(task: Any, app: Any, consumer: Any, **options: Any) -> Any
 # -- in the pool process ------------------------------------------------------------------
 
 
-def run_batch(jobs: list[dict[str, Any]]) -> list[str]:
-    """Decide a batch (one transaction) and publish its retries; one verdict per job:
-    `ack` (decided, or its retry is published) or `requeue`."""
+def run_batch(jobs: list[dict[str, Any]]) -> list[Verdict]:
+    """Decide a batch (one transaction) and publish its retries; one verdict per job."""
     runner = app.services.runner
     items = [
         BatchItem(
@@ -248,12 +306,22 @@ def run_batch(jobs: list[dict[str, Any]]) -> list[str]:
             for item in items
         ]
     return [
-        _publish_retry(job, result) if isinstance(result, RetryLater) else ACK
+        _publish_retry(job, result)
+        if isinstance(result, RetryLater)
+        else Verdict(ACK, _shown(result))
         for job, result in zip(jobs, results, strict=True)
     ]
 
 
-def _publish_retry(job: dict[str, Any], retry: RetryLater) -> str:
+def _shown(outcome: Outcome) -> str:
+    """The outcome as a task event's result; never raises (the batch is committed)."""
+    try:
+        return saferepr(outcome.as_dict(), maxlen=_RESULT_REPR_BYTES)
+    except Exception as error:
+        return f"<outcome not shown: {type(error).__name__}>"
+
+
+def _publish_retry(job: dict[str, Any], retry: RetryLater) -> Verdict:
     """Send the message again to run after `retry.countdown`, as `task.retry` does."""
     try:
         app.send_task(
@@ -269,6 +337,6 @@ def _publish_retry(job: dict[str, Any], retry: RetryLater) -> str:
         )
     except Exception as error:  # the broker is away: back to the queue, counted anyway
         log.warning("could not publish the retry of %s (%s); requeueing it", job["id"], error)
-        return REQUEUE
+        return Verdict(REQUEUE)
     log.info("command task %s retries in %.1fs: %s", job["id"], retry.countdown, retry.error)
-    return ACK
+    return Verdict(ACK, retried=f"Retry in {retry.countdown:g}s: {retry.error}"[:1024])
