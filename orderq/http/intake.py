@@ -24,7 +24,6 @@ import psycopg
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from orderq.admin.loan_queries import find_loan
 from orderq.http.api_keys import Caller, caller_of
 from orderq.http.body import parse_json_object
 from orderq.http.idempotency import BadIdempotencyKey, parse_idempotency_key, scoped_key
@@ -199,11 +198,6 @@ class Intake:
         """The client behind `token`, or 401."""
         with self._as(token) as (_, caller):
             return caller
-
-    def loan(self, token: str, loan_id: int) -> dict[str, Any] | None:
-        """One loan with its member, copy and work."""
-        self.authenticate(token)
-        return find_loan(self.engine, loan_id)
 
 
 def invalid_command(field: str, message: str, key: str | None = None) -> Problem:

@@ -10,7 +10,7 @@
 Every method returns a `Page` (results as JSON-ready dicts, an opaque cursor for the
 next page or None) and raises `ReadError` (`InvalidQuery`, `InvalidCursor`) for bad
 input — a 400 over HTTP, exit 2 on the CLI — never for a server fault. One module per
-concern: works, members, customers, products, orders, ledger; each names the index
+concern: works, members, customers, products, orders, loans, ledger; each names the index
 that serves each of its statements (README: "Read queries and their indexes").
 """
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
-from orderq.read import customers, ledger, members, orders, products, works
+from orderq.read import customers, ledger, loans, members, orders, products, works
 from orderq.read.cursors import CursorCodec
 from orderq.read.keyset import Window
 from orderq.read.ledger import LEDGER_DAYS
@@ -98,6 +98,12 @@ class Reader:
         """Orders and their value per status (default: every status) created in
         [since, until)."""
         return self._read(lambda c: orders.totals_by_status(c, since, until, statuses))
+
+    # -- loans ----------------------------------------------------------------------------
+
+    def loan(self, loan_id: int) -> dict[str, Any] | None:
+        """One loan with its member, copy and work, or None."""
+        return self._read(lambda c: loans.find_loan(c, loan_id))
 
     # -- listings -------------------------------------------------------------------------
 

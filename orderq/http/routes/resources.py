@@ -68,6 +68,12 @@ def _order(services: HttpServices, token: str, number: str) -> dict[str, Any] | 
     return order
 
 
+def _loan(services: HttpServices, token: str, loan_id: int) -> dict[str, Any] | None:
+    """The loan, for any client, like an order."""
+    services.intake.authenticate(token)
+    return services.reader.loan(loan_id)
+
+
 @router.get(
     "/v1/loans/{loan_id}",
     operation_id="get_loan",
@@ -90,7 +96,7 @@ async def get_loan(request: Request) -> Response:
     if not 1 <= loan_id <= MAX_ID:
         await services.run(services.intake.authenticate, token)
         raise Problem(404, "loan_not_found", f"{raw[:40]!r} is not a loan id")
-    loan = await services.run(services.intake.loan, token, loan_id)
+    loan = await services.run(_loan, services, token, loan_id)
     if loan is None:
         raise Problem(404, "loan_not_found", f"no loan {loan_id}")
     return JSONResponse(jsonable_encoder(loan))

@@ -1,4 +1,5 @@
-"""Read-side queries on loans: one loan, with its member, copy and work.
+"""Loans on the read side: one loan, with its member, copy and work (the HTTP
+`GET /v1/loans/{id}`). A member's loans, paged, are in `members`.
 
 Served by the primary keys of loans, members, copies and works.
 """
@@ -7,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, text
 
 _LOAN = text(
     """
@@ -22,10 +23,9 @@ _LOAN = text(
 )
 
 
-def find_loan(engine: Engine, loan_id: int) -> dict[str, Any] | None:
+def find_loan(connection: Connection, loan_id: int) -> dict[str, Any] | None:
     """One loan (active or returned), or None; `status` is `active` or `returned`."""
-    with engine.connect() as connection:
-        row = connection.execute(_LOAN, {"loan_id": loan_id}).mappings().one_or_none()
+    row = connection.execute(_LOAN, {"loan_id": loan_id}).mappings().one_or_none()
     if row is None:
         return None
     return {**row, "status": "returned" if row["returned_at"] is not None else "active"}
