@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from orderq.observability.collector import SystemCollector
 from orderq.observability.sources import BrokerQueues
 from producers.database import build_engine
-from worker.adapters.metrics import multiprocess_enabled
+from worker.adapters.metrics import forget_dead_writers, multiprocess_enabled
 from worker.settings import WorkerSettings
 
 
@@ -41,6 +41,10 @@ class MultiprocessFiles(Collector):
         )
 
     def collect(self) -> Iterable[Metric]:
+        # The live gauges of writers killed without a word (SIGKILL, OOM) go before they
+        # are added up; only this folder's: a sub-folder's writers live in another
+        # container's process ids (docs/observability.md).
+        forget_dead_writers(self.folder)
         # A process that exits removes its own files (and a starting one sweeps those of
         # dead pids): one can vanish between listing and reading. List again then,
         # rather than answer the scrape with an error.

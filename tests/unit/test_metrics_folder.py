@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from orderq.observability.registry import MultiprocessFiles
 from worker.adapters.metrics import forget_dead_processes, prepare_multiprocess_dir
 from worker.settings import WorkerSettings
 
@@ -52,3 +53,31 @@ def test_the_folder_is_created_when_a_worker_starts(tmp_path: Path):
     folder = tmp_path / "not" / "yet"
     assert prepare_multiprocess_dir(WorkerSettings(prometheus_multiproc_dir=folder)) == folder
     assert folder.is_dir()
+
+
+KILLED_WRITER = """
+import os, signal
+from prometheus_client import Counter, Gauge
+Gauge("orderq_test_pool_busy", "busy", multiprocess_mode="livesum").set(5)
+Counter("orderq_test_decided", "decided").inc(3)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_scrape_drops_the_live_gauges_of_a_writer_killed_without_a_word(tmp_path: Path):
+    writer = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER],
+        env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+        check=False,
+    )
+    assert writer.returncode == -9  # SIGKILL: nothing ran to remove its files
+
+    scraped = {
+        sample.name: sample.value
+        for metric in MultiprocessFiles(tmp_path).collect()
+        for sample in metric.samples
+    }
+
+    assert "orderq_test_pool_busy" not in scraped  # its pool is gone, not 5 busy
+    assert scraped["orderq_test_decided_total"] == 3  # what it decided stays counted
+    assert not list(tmp_path.glob("gauge_livesum_*.db"))

@@ -155,7 +155,12 @@ def forget_dead_processes(settings: WorkerSettings) -> list[int]:
     docs/observability.md), so a pid that does not exist here is a dead writer.
     """
     folder = settings.prometheus_multiproc_dir
-    if folder is None or not folder.is_dir():
+    return [] if folder is None else forget_dead_writers(folder)
+
+
+def forget_dead_writers(folder: Path) -> list[int]:
+    """`forget_dead_processes` for one folder (not its sub-folders); the pids swept."""
+    if not folder.is_dir():
         return []
     dead = set()
     for path in folder.iterdir():
