@@ -10,6 +10,7 @@ first outcome.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
@@ -22,8 +23,9 @@ from producers.outcomes import lookup
 from tests.support.commands import new_product, order_for, run
 from tests.support.ids import unique
 from tests.support.outcomes import ledger_rows, scalar
+from tests.support.sessions import wait_until_sessions_wait
 from worker.adapters.envelope import EnvelopeRules, RawMessage, classify_envelope
-from worker.adapters.quarantine import QuarantineRecord
+from worker.adapters.quarantine import QuarantineLog, QuarantineRecord
 from worker.service.runner import RetryLater
 
 UPSERT = "orderq.orders.upsert_product"
@@ -63,6 +65,31 @@ def test_a_quarantined_message_is_kept_once_and_its_key_answered(runner, engine,
         "invalid_command",
         row.reason,
     )
+    assert ledger_rows(engine, key) == 1
+
+
+def test_one_message_quarantined_by_two_workers_at_once_is_kept_once_and_answered_once(
+    runner, engine, settings
+):
+    # Redis hands an unacknowledged message out again after its visibility timeout:
+    # two workers can quarantine the same message at the same moment.
+    key = unique("Q")
+    record = refused(settings, key)
+    holder = engine.raw_connection()
+    try:
+        first = QuarantineLog(holder.driver_connection).record(record)  # not committed yet
+        with ThreadPoolExecutor(1) as pool:
+            other = pool.submit(runner.quarantine, record)
+            wait_until_sessions_wait(engine, 1)  # the second waits on the first's row
+            holder.commit()
+            answer = other.result(timeout=30)
+    finally:
+        holder.close()
+
+    assert first.deliveries == 1
+    [row] = Quarantine(engine).list(key=key)
+    assert (row.id, row.deliveries) == (first.id, 2)
+    assert (answer.status, answer.reason) == ("rejected", "invalid_command")
     assert ledger_rows(engine, key) == 1
 
 
