@@ -749,7 +749,7 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
         "p99_ms": p99 * 1000,
         "max_ms": (latencies[-1] if latencies else float("nan")) * 1000,
         # the end of a command's latency is the ledger's completed_at as the worker
-        # writes it: today now(), its transaction's start, not its commit
+        # writes it: clock_timestamp() as its outcome is stored, just before the commit
         "completion_clock": "command_ledger.completed_at",
     }
     ratios = {
