@@ -19,7 +19,10 @@ Baselines (measured here, now, on this machine):
 Measured through the real path (publisher -> Redis -> `celery worker` -> PostgreSQL):
   end-to-end place-order throughput vs the combined bound 1/(1/bare + 1/noop),
   one hot SKU vs the bare hot-row rate, a duplicate delivery vs a fresh command,
-  p99/p50 latency at 70 % of the measured peak, and library loans: checkouts and
+  p99/p50 latency at 70 % of the sustained peak (commands published while the worker
+  runs, as in the latency test itself; the drain peak, measured with the queue filled
+  beforehand, is not reachable while a publisher shares the machine — 70 % of it is
+  also printed, for comparison), and library loans: checkouts and
   returns per second with 0 %, 10 % and 50 % of the checkouts racing another checkout
   for the same copy (the losers are rejected `copy_not_available`), with the loan
   invariants checked after each level.
@@ -294,6 +297,40 @@ def wait_for_outcomes(keys: list[str], timeout: float = 60.0) -> int:
     while (done := outcomes_recorded(keys)) < len(keys) and time.time() < deadline:
         time.sleep(0.1)
     return done
+
+
+def sustained_rate(skus: list[str], count: int) -> float:
+    """Commands per second end to end while they are being published: from the first
+    publish to the last outcome, the worker running throughout (the drain rate fills
+    the queue first, so the publisher does not compete with the worker for the CPUs)."""
+    commands = orders_for(skus, count)
+    started = time.time()
+    publish_commands(commands)()
+    keys = [command.key for command in commands]
+    lost = len(keys) - wait_for_outcomes(keys)
+    assert not lost, f"{lost} commands without an outcome"
+    with psycopg.connect(PG_DSN) as connection:
+        (last,) = connection.execute(
+            "SELECT extract(epoch FROM max(completed_at)) FROM command_ledger "
+            "WHERE idempotency_key = ANY(%s)",
+            (keys,),
+        ).fetchone()
+    return count / (float(last) - started)
+
+
+def latency_summary(rate: float, seconds: float, latencies: list[float]) -> dict[str, Any]:
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "n": len(latencies),
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p90_ms": percentile(latencies, 0.90) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "max_ms": (latencies[-1] if latencies else float("nan")) * 1000,
+        # the end of a command's latency is the ledger's completed_at as the worker
+        # writes it: clock_timestamp() as its outcome is stored, just before the commit
+        "completion_clock": "command_ledger.completed_at",
+    }
 
 
 def latencies_at(rate: float, seconds: float, skus: list[str]) -> list[float]:
@@ -588,10 +625,16 @@ def print_tables(report: dict[str, Any]) -> None:
         "in the worker, no broker: fresh / duplicate",
         f"{figures['in_worker_fresh_ms']:.2f} ms / {figures['in_worker_duplicate_ms']:.2f} ms",
     )
-    table.add_row(
-        f"latency at {latency['rate']:,.0f}/s (n={latency['n']})",
-        f"p50 {latency['p50_ms']:.1f} ms · p99 {latency['p99_ms']:.1f} ms",
-    )
+    table.add_row("end to end while publishing (sustained)", f"{figures['sustained']:,.0f} /s")
+    for name, shown_latency in (
+        ("sustained", latency),
+        ("drain", report["latency_at_drain_peak"]),
+    ):
+        table.add_row(
+            f"latency at {shown_latency['rate']:,.0f}/s, 70 % of the {name} peak "
+            f"(n={shown_latency['n']})",
+            f"p50 {shown_latency['p50_ms']:.1f} ms · p99 {shown_latency['p99_ms']:.1f} ms",
+        )
     for level in report["loans"]["levels"]:
         table.add_row(
             f"loans, {level['racing']:.0%} racing: checkouts / returns",
@@ -727,9 +770,18 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
             wait_for_outcomes([c.key for c in hot_orders])
             statuses, reasons = ledger_summary([c.key for c in hot_orders])
             outcomes["e2e_hot"] = {**statuses, **reasons}
-        with console.status("latency at 70 % of peak"):
-            latency_rate = 0.7 * figures["e2e"]
-            latencies = latencies_at(latency_rate, args.latency_seconds, skus)
+        with console.status("end to end while publishing"):
+            figures["sustained"] = sustained_rate(skus, args.orders)
+        with console.status("latency at 70 % of the sustained peak"):
+            rate = 0.7 * figures["sustained"]
+            latency = latency_summary(
+                rate, args.latency_seconds, latencies_at(rate, args.latency_seconds, skus)
+            )
+        with console.status("latency at 70 % of the drain peak"):
+            rate = 0.7 * figures["e2e"]
+            latency_drain = latency_summary(
+                rate, args.latency_seconds, latencies_at(rate, args.latency_seconds, skus)
+            )
         levels = []
         for n, racing in enumerate(RACING_LEVELS):
             with console.status(f"loans, {racing:.0%} of checkouts racing"):
@@ -739,25 +791,14 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
 
     figures["bound"] = 1 / (1 / figures["bare"] + 1 / figures["noop"])
     figures["bound_ledger"] = 1 / (1 / figures["bare_ledger"] + 1 / figures["noop"])
-    p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
-    latency = {
-        "rate": latency_rate,
-        "seconds": args.latency_seconds,
-        "n": len(latencies),
-        "p50_ms": p50 * 1000,
-        "p90_ms": percentile(latencies, 0.90) * 1000,
-        "p99_ms": p99 * 1000,
-        "max_ms": (latencies[-1] if latencies else float("nan")) * 1000,
-        # the end of a command's latency is the ledger's completed_at as the worker
-        # writes it: clock_timestamp() as its outcome is stored, just before the commit
-        "completion_clock": "command_ledger.completed_at",
-    }
     ratios = {
         "end_to_end_vs_bound": figures["e2e"] / figures["bound"],
         "hot_vs_bare_hot": figures["e2e_hot"] / figures["bare_hot"],
         "duplicate_vs_fresh": figures["e2e"] / figures["duplicates"],
-        "p99_vs_p50": p99 / p50,
+        "p99_vs_p50": latency["p99_ms"] / latency["p50_ms"],
         # informational
+        "p99_vs_p50_at_70pct_of_drain_peak": latency_drain["p99_ms"] / latency_drain["p50_ms"],
+        "sustained_vs_drain_peak": figures["sustained"] / figures["e2e"],
         "end_to_end_vs_bound_ledger": figures["e2e"] / figures["bound_ledger"],
         "duplicate_vs_fresh_in_worker": duplicate_ms / fresh_ms,
         "noop_cost_vs_fresh": figures["e2e"] / figures["noop"],
@@ -782,7 +823,9 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
         # what the measured place-orders ended as: all `succeeded`, or the figures
         # measure something else
         "outcomes": outcomes,
+        # at 70 % of the sustained peak (the target's), and of the drain peak
         "latency": latency,
+        "latency_at_drain_peak": latency_drain,
         "loans": {
             "levels": levels,
             "invariants_ok": all(level["invariants_ok"] for level in levels),
