@@ -103,16 +103,25 @@ class Batcher:
         processes = getattr(self.consumer.pool, "num_processes", None)
         return max(1, int(processes or self.consumer.controller.concurrency))
 
-    def add(self, message: Any, job: dict[str, Any], received: dict[str, Any]) -> None:
+    def add(self, message: Any, job: dict[str, Any], received: dict[str, Any] | None) -> None:
         self.waiting.append(Waiting(message, job, monotonic()))
-        self.event("task-received", uuid=job["id"], **received)
+        if received is not None:
+            self.event("task-received", uuid=job["id"], **received)
         self.dispatch()
+
+    @property
+    def task_events(self) -> bool:
+        """Whether task events are on (Flower, `celery control enable_events`, `-E`)."""
+        dispatcher = self.consumer.event_dispatcher
+        if dispatcher is None or not dispatcher.enabled:
+            return False
+        return not dispatcher.groups or "task" in dispatcher.groups
 
     def event(self, kind: str, **fields: Any) -> None:
         """Send a task event as Celery's task requests do, when task events are on."""
-        dispatcher = self.consumer.event_dispatcher
-        if dispatcher is None or not dispatcher.enabled or not fields.get("uuid"):
+        if not fields.get("uuid") or not self.task_events:
             return
+        dispatcher = self.consumer.event_dispatcher
         try:
             dispatcher.send(kind, **fields)
         except Exception as error:  # monitoring must never stop a batch
@@ -270,15 +279,21 @@ def batching_strategy(task: Any, app: Any, consumer: Any, **options: Any) -> Any
             "id": headers.get("id"),
             "queue": info.get("routing_key") or app.settings.command_queue,
             "headers": {name: headers[name] for name in _TRACE_HEADERS if name in headers},
+            # the outcome is shown in a task event only while someone watches
+            "shown": batcher.task_events,
         }
-        received = {
-            "name": task.name,
-            "args": headers.get("argsrepr") or saferepr(args),
-            "kwargs": headers.get("kwargsrepr") or saferepr(kwargs),
-            "retries": job["retries"],
-            "root_id": headers.get("root_id"),
-            "parent_id": headers.get("parent_id"),
-        }
+        received = (
+            {
+                "name": task.name,
+                "args": headers.get("argsrepr") or saferepr(args),
+                "kwargs": headers.get("kwargsrepr") or saferepr(kwargs),
+                "retries": job["retries"],
+                "root_id": headers.get("root_id"),
+                "parent_id": headers.get("parent_id"),
+            }
+            if job["shown"]
+            else None
+        )
         batcher.add(message, job, received)
         return None
 
@@ -308,7 +323,7 @@ def run_batch(jobs: list[dict[str, Any]]) -> list[Verdict]:
     return [
         _publish_retry(job, result)
         if isinstance(result, RetryLater)
-        else Verdict(ACK, _shown(result))
+        else Verdict(ACK, _shown(result) if job.get("shown") else "")
         for job, result in zip(jobs, results, strict=True)
     ]
 
