@@ -63,8 +63,8 @@ def _stop_leftovers(data_dir: Path) -> None:
                 leftovers.append((child["name"], process))
     for name, process in leftovers:
         console.print(f"stopping {name} (pid {process.pid}) left by an orderq up that was killed")
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()  # SIGTERM to the child itself: a warm shutdown
     _gone, alive = psutil.wait_procs([p for _, p in leftovers], timeout=30)
     for process in alive:
         with contextlib.suppress(ProcessLookupError):

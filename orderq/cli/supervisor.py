@@ -244,11 +244,16 @@ class Supervisor:
             self.on_spawn()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM every child's process group (warm shutdown), SIGKILL what lingers."""
+        """SIGTERM every child (a warm shutdown), SIGKILL its process group if it lingers.
+
+        The signal goes to the child itself, not its process group: a Celery worker then
+        stops taking messages and lets its pool finish (and acknowledge) what it is
+        deciding, while a group SIGTERM would kill the pool processes mid-transaction
+        (their work rolled back and redelivered: safe, but not a warm shutdown)."""
         for child in self.children:
             if child.running():
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.pid, signal.SIGTERM)
+                    os.kill(child.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for child in self.children:
             assert child.process is not None
