@@ -26,6 +26,7 @@ from orderq.embedded import stop
 from tests.support.cli import free_port
 from tests.support.embedded import clean_environment, postmasters, redis_servers
 from tests.support.eventually import eventually
+from tests.support.failpoints import FailpointRecords
 from tests.support.ids import unique
 from tests.support.metrics import scrape
 from tests.support.scratch import LOGS, scratch_dir, scratch_file
@@ -49,7 +50,7 @@ def orderq(data_dir: Path, *arguments: str, timeout: float = 120) -> subprocess.
 class Up:
     """`orderq up` in the background, its output in a file."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, **env: str) -> None:
         self.port = port
         self.api_port = free_port()
         self.metrics_port = free_port()
@@ -64,7 +65,7 @@ class Up:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "orderq.cli", *arguments],
                 cwd=PROJECT_ROOT,
-                env=clean_environment(data_dir, COLUMNS="120"),
+                env=clean_environment(data_dir, COLUMNS="120", **env),
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # the test can clean up its whole group if it fails
@@ -147,7 +148,13 @@ def ups() -> Iterator[list[Up]]:
 
 
 def test_up_runs_the_stack_and_ctrl_c_stops_every_process(data_dir, ups):
-    up = Up(data_dir, free_port())
+    failpoints = FailpointRecords(scratch_dir("failpoints-up-"))
+    up = Up(
+        data_dir,
+        free_port(),
+        ORDERQ_FAILPOINTS="before_commit=pause@UPSTOP-",
+        ORDERQ_FAILPOINT_DIR=str(failpoints.directory),
+    )
     ups.append(up)
     up.wait_ready()
     processes = up.descendants()
@@ -194,13 +201,35 @@ def test_up_runs_the_stack_and_ctrl_c_stops_every_process(data_dir, ups):
     )
     assert metrics.value("orderq_metrics_source_up", source="database") == 1
 
-    up.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
-
-    assert up.process.wait(90) == 0, up.output()[-3000:]
+    # Ctrl-C while a command waits before its commit: a warm shutdown lets it finish.
+    in_flight = unique("UPSTOP")
+    published = orderq(
+        data_dir,
+        "publish",
+        "upsert-product",
+        f"--key={in_flight}",
+        "--sku=UP-1",
+        "--name=M",
+        "--price=1",
+    )
+    assert published.returncode == 0, published.stderr
+    with failpoints.released_at_exit():
+        [paused] = failpoints.wait_for(in_flight, timeout=60)
+        up.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        eventually(
+            lambda: "Warm shutdown" in up.output(),
+            what="the worker's warm shutdown",
+            interval=0.1,
+        )
+        failpoints.release(paused)
+        assert up.process.wait(90) == 0, up.output()[-3000:]
     all_exit(processes, timeout=10)
     assert "stopped worker, maintenance, beat, flower, api and metrics" in up.output()
     # The servers outlive `up` (the next command reuses them) until `orderq down`.
     assert len(postmasters(data_dir)) == 1 and len(redis_servers(data_dir)) == 1
+    finished = orderq(data_dir, "status", in_flight, "--json")
+    assert json.loads(finished.stdout)["status"] == "succeeded", finished.stdout
+    assert json.loads(finished.stdout)["attempts"] == 1  # finished, not redelivered
     down = orderq(data_dir, "down")
     assert down.returncode == 0, down.stderr
     assert "stopped the embedded PostgreSQL" in down.stdout

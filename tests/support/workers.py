@@ -117,11 +117,12 @@ class WorkerProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 20.0) -> None:
-        """Warm shutdown (SIGTERM), then SIGKILL the whole group if it lingers."""
+        """Warm shutdown (SIGTERM to the main process, as `docker stop` sends it: the
+        pool finishes what it holds), then SIGKILL the whole group if it lingers."""
         if self.process is None:
             return
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            os.kill(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
