@@ -14,7 +14,8 @@ import pytest
 
 from orderq.cli.flower import FlowerRefused, flower_arguments, flower_credentials
 from orderq.settings import Settings
-from tests.support.cli import ORDERQ, PROJECT_ROOT, free_port, orderq, wait_for_port
+from tests.support.cli import free_port, orderq, wait_for_port
+from tests.support.flower import start_flower
 
 pytestmark = pytest.mark.e2e
 
@@ -60,19 +61,7 @@ def test_development_mode_allows_no_credentials_and_options_keep_state():
 def test_flower_asks_for_the_credentials_and_persists_its_state(migrated_database, tmp_path):
     port, state = free_port(), tmp_path / "state" / "flower.db"
     credentials = "ops:s3cret-pass"
-    env = {
-        **os.environ,
-        "FLOWER_BASIC_AUTH": credentials,
-        "ORDERQ_FLOWER_STATE_FILE": str(state),
-    }
-    process = subprocess.Popen(
-        [ORDERQ, "flower", "--port", str(port)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    process = start_flower(port, credentials, state, stderr=subprocess.PIPE)
     try:
         wait_for_port(port, timeout=30)
         base = f"http://127.0.0.1:{port}"

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,9 +21,10 @@ import pytest
 from celery import Celery
 
 from producers.commands import PlaceOrder
-from tests.support.cli import ORDERQ, PROJECT_ROOT, free_port, wait_for_port
+from tests.support.cli import free_port, wait_for_port
 from tests.support.commands import new_product, order_for
 from tests.support.eventually import eventually
+from tests.support.flower import start_flower
 from tests.support.ids import unique
 from tests.support.outcomes import await_outcome, ledger_rows
 
@@ -65,19 +65,8 @@ def flower(worker, settings, tmp_path_factory) -> Iterator[Flower]:
     """`orderq flower` on a free port; returns once its event receiver hears the worker
     and the worker sends task events."""
     port = free_port()
-    env = {
-        **os.environ,
-        "FLOWER_BASIC_AUTH": CREDENTIALS,
-        "ORDERQ_FLOWER_STATE_FILE": str(tmp_path_factory.mktemp("flower") / "flower.db"),
-    }
-    process = subprocess.Popen(
-        [ORDERQ, "flower", "--port", str(port)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    state = tmp_path_factory.mktemp("flower") / "flower.db"
+    process = start_flower(port, CREDENTIALS, state)
     try:
         wait_for_port(port, timeout=30)
         flower = Flower(port)

@@ -61,19 +61,20 @@ def worker_spans(path: Path, trace_id: str) -> list[dict]:
     return [span for span in map(json.loads, lines) if span["trace_id"] == trace_id]
 
 
-def test_one_command_yields_one_connected_trace_from_publish_to_commit(
-    rig, published_spans, span_file, engine
-):
-    env = {
-        **rig.env,
-        "ORDERQ_TEST_SPAN_FILE": str(span_file),
-        "ORDERQ_LOG_FORMAT": "json",
-        "OTEL_BSP_SCHEDULE_DELAY": "100",  # export within 0.1 s instead of 5 s
-        # one command, one transaction: a batch's transaction is shared by its commands
-        # (each still gets its run span in its publish's trace, see below)
-        "ORDERQ_BATCH_MAX_SIZE": "1",
-    }
-    worker = WorkerProcess(2, env=env, name="traced", app="tests.support.traced_worker")
+def traced_upsert(rig, published_spans, span_file, engine, **env: str):
+    """A traced worker decides one upsert; returns the worker, the command, the
+    publisher's span and its trace id."""
+    worker = WorkerProcess(
+        2,
+        env={
+            **rig.env,
+            "ORDERQ_TEST_SPAN_FILE": str(span_file),
+            "OTEL_BSP_SCHEDULE_DELAY": "100",  # export within 0.1 s instead of 5 s
+            **env,
+        },
+        name="traced",
+        app="tests.support.traced_worker",
+    )
     rig.workers.append(worker)
     worker.start()
     command = UpsertProduct(key=unique("traced"), sku=unique("T"), name="Mug", price_cents=900)
@@ -83,7 +84,23 @@ def test_one_command_yields_one_connected_trace_from_publish_to_commit(
     assert await_outcome(engine, command.key).status == "succeeded"
 
     (publish,) = published_spans.get_finished_spans()
-    trace_id = format(publish.context.trace_id, "032x")
+    return worker, command, publish, format(publish.context.trace_id, "032x")
+
+
+def test_one_command_yields_one_connected_trace_from_publish_to_commit(
+    rig, published_spans, span_file, engine
+):
+    worker, command, publish, trace_id = traced_upsert(
+        rig,
+        published_spans,
+        span_file,
+        engine,
+        ORDERQ_LOG_FORMAT="json",
+        # one command, one transaction: a batch's transaction is shared by its commands
+        # (each still gets its run span in its publish's trace, see below)
+        ORDERQ_BATCH_MAX_SIZE="1",
+    )
+
     assert publish.name == "apply_async/orderq.orders.upsert_product"
     assert publish.parent is None  # the trace starts at the publish
     spans = eventually(
@@ -128,22 +145,8 @@ def test_one_command_yields_one_connected_trace_from_publish_to_commit(
 def test_a_batched_command_runs_in_its_publishs_trace(rig, published_spans, span_file, engine):
     """Batched (the default), a command's run span still hangs off its publish, with its
     handler's statements inside; the batch's shared transaction stays outside."""
-    env = {
-        **rig.env,
-        "ORDERQ_TEST_SPAN_FILE": str(span_file),
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-    }
-    worker = WorkerProcess(2, env=env, name="traced", app="tests.support.traced_worker")
-    rig.workers.append(worker)
-    worker.start()
-    command = UpsertProduct(key=unique("traced"), sku=unique("T"), name="Mug", price_cents=900)
+    _, command, publish, trace_id = traced_upsert(rig, published_spans, span_file, engine)
 
-    with rig.publisher() as publisher:
-        publisher.publish(command)
-    assert await_outcome(engine, command.key).status == "succeeded"
-
-    (publish,) = published_spans.get_finished_spans()
-    trace_id = format(publish.context.trace_id, "032x")
     spans = eventually(
         lambda: worker_spans(span_file, trace_id),
         until=lambda found: any(s["name"] == "run/orderq.orders.upsert_product" for s in found),

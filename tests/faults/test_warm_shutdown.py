@@ -21,11 +21,18 @@ from tests.support.rig import SHORT_VISIBILITY
 pytestmark = pytest.mark.faults
 
 
-def test_a_batch_in_flight_at_a_warm_shutdown_commits_and_is_acknowledged(rig, runner, engine):
+def an_order_paused_before_its_commit(rig, runner, prefix: str):
+    """A worker (one pool process) whose batch will pause before the commit of an order
+    of 2 out of 5; returns the worker, the order and its SKU."""
     sku = new_product(runner, stock=5)
-    worker = rig.worker(concurrency=1, ORDERQ_FAILPOINTS="before_commit=pause@SHUT-")
-    order = order_for(sku, qty=2, key=unique("SHUT"))
+    worker = rig.worker(concurrency=1, ORDERQ_FAILPOINTS=f"before_commit=pause@{prefix}-")
+    order = order_for(sku, qty=2, key=unique(prefix))
     rig.publisher().publish(order)
+    return worker, order, sku
+
+
+def test_a_batch_in_flight_at_a_warm_shutdown_commits_and_is_acknowledged(rig, runner, engine):
+    worker, order, _ = an_order_paused_before_its_commit(rig, runner, "SHUT")
 
     with worker.failpoints.released_at_exit() as failpoints:
         [paused] = failpoints.wait_for(order.key)  # the batch waits before its commit
@@ -52,10 +59,7 @@ def test_a_group_sigterm_cuts_the_batch_short_and_it_is_decided_once_later(rig, 
     # What systemd's default KillMode (control-group) does: every process of the worker
     # gets SIGTERM, the pool processes die at once. Not a warm shutdown, but nothing is
     # lost or applied twice: the next worker decides the command.
-    sku = new_product(runner, stock=5)
-    worker = rig.worker(concurrency=1, ORDERQ_FAILPOINTS="before_commit=pause@CUT-")
-    order = order_for(sku, qty=2, key=unique("CUT"))
-    rig.publisher().publish(order)
+    worker, order, sku = an_order_paused_before_its_commit(rig, runner, "CUT")
 
     with worker.failpoints.released_at_exit() as failpoints:
         failpoints.wait_for(order.key)
